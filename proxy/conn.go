@@ -1,0 +1,284 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// Connection states. A connection only moves forward.
+const (
+	stateHandshake int32 = iota // awaiting CONNECT, authenticating, dialling
+	stateRelay                  // both pumps running
+	stateEnding                 // finish has run
+)
+
+// noDisconnect as ending.clientCode means: close the client socket without
+// sending DISCONNECT (the client left, or it already got the broker's).
+const noDisconnect = -1
+
+// codeServerUnavailable (0x88) is a CONNACK code in MQTT v5; SPEC 4 uses it
+// in DISCONNECT too when the upstream broker dies, so clients see one code for
+// "the broker behind the proxy is gone".
+const codeServerUnavailable = 0x88
+
+// finalWriteTimeout bounds the last DISCONNECT written to a peer that may
+// have stopped reading.
+const finalWriteTimeout = time.Second
+
+// ending says how a connection ends: what the client is told, whether the
+// broker gets a clean DISCONNECT (discarding the Will) or a dropped socket
+// (publishing it), and why, for logs, audit and metrics.
+type ending struct {
+	cause         string // bounded label: client_disconnect, client_closed, ...
+	clientCode    int    // DISCONNECT reason code for the client, or noDisconnect
+	reason        string // Reason String for the client's DISCONNECT
+	upstreamClean bool   // send DISCONNECT 0x00 upstream before closing
+	err           error  // underlying error, logged at debug level
+}
+
+func endShutdown() ending {
+	return ending{cause: "shutdown", clientCode: packets.DisconnectServerShuttingDown, upstreamClean: true}
+}
+
+// session is the identity a connection currently acts as; replaced as a whole
+// on re-authentication so the pumps read it with one atomic load.
+type session struct {
+	id       *authz.Identity
+	grants   Grants
+	deadline time.Time // exp + skew; zero for anonymous
+}
+
+// conn is one client connection and its upstream connection.
+type conn struct {
+	srv   *Server
+	nc    net.Conn
+	cr    *packetcodec.Reader
+	cw    *packetcodec.Writer
+	up    net.Conn
+	ur    *packetcodec.Reader
+	uw    *packetcodec.Writer
+	log   *slog.Logger
+	state atomic.Int32
+
+	// Set during the handshake, read-only afterwards.
+	clientID    string // as the client knows it (assigned if it sent none)
+	upstreamID  string // as the broker knows it (SPEC 3.5)
+	method      string // Authentication Method, "" for anonymous
+	problemInfo bool   // Request Problem Information (default true)
+	keepAlive   time.Duration
+	aliasMax    uint16
+
+	sess atomic.Pointer[session]
+
+	// Owned by the client pump.
+	aliases        []string
+	scratch        []byte
+	lastKADeadline time.Time
+
+	mu          sync.Mutex
+	subs        map[string]struct{}          // live subscription filters (SPEC 3.6)
+	pendingSubs map[uint16]*pendingSubscribe // partially denied SUBSCRIBEs awaiting SUBACK
+	localPubrec map[uint16]struct{}          // broker→client QoS 2 the proxy acknowledged itself
+	expiry      *time.Timer
+	reauthBusy  bool
+
+	bg        sync.WaitGroup // re-authentication checks in flight
+	stopCh    chan ending
+	closeOnce sync.Once
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		srv:    s,
+		nc:     nc,
+		cr:     packetcodec.NewReader(nc, s.cfg.Limits.MaxPacketSize),
+		cw:     packetcodec.NewWriter(nc),
+		stopCh: make(chan ending, 1),
+	}
+	c.log = s.log.With("remote", nc.RemoteAddr().String())
+	return c
+}
+
+// serve runs the connection's state machine to its end.
+func (c *conn) serve(ctx context.Context) {
+	m := c.srv.metrics
+	m.active.Inc()
+	defer m.active.Dec()
+	defer c.nc.Close()
+	if !c.handshake(ctx) {
+		return
+	}
+	defer c.up.Close()
+	c.relay(ctx)
+}
+
+// relay runs the two pumps until one of them, the expiry timer,
+// re-authentication, a policy re-check or shutdown ends the connection.
+func (c *conn) relay(ctx context.Context) {
+	results := make(chan ending, 2)
+	go func() { results <- c.clientPump() }()
+	go func() { results <- c.upstreamPump() }()
+	running := 2
+	var e ending
+	select {
+	case e = <-results:
+		running--
+	case e = <-c.stopCh:
+	case <-ctx.Done():
+		e = endShutdown()
+	}
+	c.finish(e)
+	for ; running > 0; running-- {
+		<-results
+	}
+	c.bg.Wait()
+	c.mu.Lock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.mu.Unlock()
+}
+
+// stop asks the connection to end with e; the first request wins. During the
+// handshake there is nothing to tell anybody yet, so the socket is closed.
+func (c *conn) stop(e ending) {
+	if c.state.Load() == stateHandshake {
+		c.nc.Close()
+		return
+	}
+	select {
+	case c.stopCh <- e:
+	default:
+	}
+}
+
+// forceClose closes both sockets without writing anything.
+func (c *conn) forceClose() {
+	c.nc.Close()
+	c.mu.Lock()
+	up := c.up
+	c.mu.Unlock()
+	if up != nil {
+		up.Close()
+	}
+}
+
+// finish tells the client and the broker what e says and closes both sockets.
+func (c *conn) finish(e ending) {
+	c.closeOnce.Do(func() {
+		c.state.Store(stateEnding)
+		if e.clientCode != noDisconnect {
+			d := &packets.Disconnect{ReasonCode: byte(e.clientCode), Properties: &packets.Properties{}}
+			if c.problemInfo {
+				d.Properties.ReasonString = e.reason
+			}
+			_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+			if err := c.cw.WritePacket(d); err == nil {
+				_ = c.cw.Flush()
+			}
+		}
+		if e.upstreamClean {
+			_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+			if err := c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}}); err == nil {
+				_ = c.uw.Flush()
+			}
+		} else {
+			// Without DISCONNECT the broker treats the close as a lost
+			// connection and publishes the Will [MQTT-3.1.2-8]. Flush what
+			// was already forwarded first.
+			_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+			_ = c.uw.Flush()
+		}
+		c.nc.Close()
+		c.up.Close()
+
+		c.srv.metrics.disconnects.WithLabelValues(e.cause).Inc()
+		attrs := []any{"cause", e.cause}
+		if e.clientCode != noDisconnect {
+			attrs = append(attrs, "reason_code", e.clientCode)
+		}
+		if e.reason != "" {
+			attrs = append(attrs, "reason", e.reason)
+		}
+		if e.err != nil {
+			attrs = append(attrs, "err", e.err)
+		}
+		c.log.Debug("connection ended", attrs...)
+		c.auditEvent("disconnect", "", "", e.cause, e.reason, "")
+	})
+}
+
+// readEnding turns an error from reading the client into an ending.
+func clientReadEnding(err error) ending {
+	var pe *packetcodec.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		return ending{cause: "client_closed", clientCode: noDisconnect}
+	case errors.As(err, &pe):
+		return ending{cause: "client_protocol_error", clientCode: int(pe.Code), reason: pe.Reason, err: err}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ending{cause: "keep_alive_timeout", clientCode: packets.DisconnectKeepAliveTimeout, reason: "keep alive timeout", err: err}
+	}
+	return ending{cause: "client_closed", clientCode: noDisconnect, err: err}
+}
+
+// upstreamLost is how a connection ends when the broker goes away: the client
+// is told the server is unavailable (SPEC 4 keep-alive).
+func upstreamLost(err error) ending {
+	return ending{cause: "upstream_closed", clientCode: codeServerUnavailable, reason: "upstream broker connection lost", err: err}
+}
+
+// clientWriteFailed ends a connection whose client socket failed.
+func clientWriteFailed(err error) ending {
+	return ending{cause: "client_closed", clientCode: noDisconnect, err: err}
+}
+
+// protocolError ends a connection for a client's protocol violation.
+func protocolError(reason string) ending {
+	return ending{cause: "client_protocol_error", clientCode: packets.DisconnectProtocolError, reason: reason}
+}
+
+// refreshKeepAlive extends the client's read deadline to 1.5 × keep alive
+// [MQTT-3.1.2-22]. It is re-armed at most every quarter period so the hot
+// path does not pay for a deadline update per packet.
+func (c *conn) refreshKeepAlive() {
+	if c.keepAlive == 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(c.lastKADeadline) < c.keepAlive/4 {
+		return
+	}
+	c.lastKADeadline = now
+	_ = c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+}
+
+// auditEvent writes one audit line with the fixed schema of STYLE 30.
+func (c *conn) auditEvent(event, operation, topic, decision, reason, rule string) {
+	principal := ""
+	if s := c.sess.Load(); s != nil && s.id != nil {
+		principal = s.id.AuthenticationName
+	}
+	c.srv.audit.LogAttrs(context.Background(), slog.LevelInfo, "audit",
+		slog.String("event", event),
+		slog.String("principal", principal),
+		slog.String("client_id", c.clientID),
+		slog.String("operation", operation),
+		slog.String("topic", topic),
+		slog.String("decision", decision),
+		slog.String("reason", reason),
+		slog.String("rule", rule),
+	)
+}

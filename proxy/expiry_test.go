@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// fakeAuth accepts tokens of the form "<principal>:<ttl>" (e.g. "a:10m").
+type fakeAuth struct{}
+
+func (fakeAuth) SupportsMethod(m string) bool { return m == "OAUTH2-JWT" }
+
+func (fakeAuth) Verify(_ context.Context, _ string, data []byte) (*authz.Identity, error) {
+	name, ttl, ok := strings.Cut(string(data), ":")
+	d, err := time.ParseDuration(ttl)
+	if !ok || err != nil {
+		return nil, token.ErrMalformed
+	}
+	if d <= 0 {
+		return nil, token.ErrExpired
+	}
+	return &authz.Identity{AuthenticationName: name, Issuer: "fake", ExpiresAt: time.Now().Add(d)}, nil
+}
+
+// pipeDialer hands the proxy one end of a net.Pipe per dial and the test the
+// other, as a fake broker.
+type pipeDialer struct{ brokers chan net.Conn }
+
+func (p *pipeDialer) DialContext(context.Context, string, string) (net.Conn, error) {
+	a, b := net.Pipe()
+	p.brokers <- b
+	return a, nil
+}
+
+// fakeBroker accepts one CONNECT and then reports what it read last before
+// the proxy closed the connection.
+func fakeBroker(t *testing.T, nc net.Conn) <-chan byte {
+	last := make(chan byte, 1)
+	go func() {
+		defer nc.Close()
+		r := packetcodec.NewReader(nc, 1<<20)
+		if f, err := r.ReadFrame(); err != nil || f.Type != packets.CONNECT {
+			t.Errorf("fake broker: first packet %v, err %v", f.Type, err)
+			return
+		}
+		if _, err := nc.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}); err != nil {
+			return
+		}
+		var typ byte
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				last <- typ
+				return
+			}
+			typ = f.Type
+		}
+	}()
+	return last
+}
+
+func connectBytes(method, data string) []byte {
+	str := func(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
+	props := str([]byte{packets.PropAuthMethod}, method)
+	props = str(append(props, packets.PropAuthData), data)
+	body := str(nil, "MQTT")
+	body = append(body, 5, 0x02, 0, 0, byte(len(props)))
+	body = append(body, props...)
+	body = str(body, "c1")
+	return append([]byte{0x10, byte(len(body))}, body...)
+}
+
+// SPEC 2.3 under a fake clock: DISCONNECT 0xA0 "token expired" exactly at
+// exp + skew, not before; re-authentication moves the deadline; the Will is
+// published (no upstream DISCONNECT) or discarded per willOnExpiry.
+func TestExpiryTimer(t *testing.T) {
+	tests := []struct {
+		name         string
+		willOnExpiry bool
+		reauthAfter  time.Duration // 0: no re-auth
+		wantEnd      time.Duration // since CONNECT
+		wantUpLast   byte          // last packet the broker read
+	}{
+		{name: "expires at exp+skew, will published", willOnExpiry: true, wantEnd: 10*time.Minute + 30*time.Second, wantUpLast: 0},
+		{name: "expires, will discarded", willOnExpiry: false, wantEnd: 10*time.Minute + 30*time.Second, wantUpLast: packets.DISCONNECT},
+		{name: "re-auth moves the deadline", willOnExpiry: true, reauthAfter: 5 * time.Minute, wantEnd: 5*time.Minute + 20*time.Minute + 30*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := DefaultConfig()
+				cfg.Session.WillOnExpiry = tt.willOnExpiry
+				d := &pipeDialer{brokers: make(chan net.Conn, 1)}
+				srv, err := New(cfg, Options{Authenticator: fakeAuth{}, Dialer: d, ClockSkew: 30 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				client, server := net.Pipe()
+				defer client.Close()
+				srv.ServeConn(context.Background(), server)
+				start := time.Now()
+				go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+				upLast := fakeBroker(t, <-d.brokers)
+				r := packetcodec.NewReader(client, 1<<20)
+				f, err := r.ReadFrame()
+				if err != nil || f.Type != packets.CONNACK || f.Body[1] != 0 {
+					t.Fatalf("CONNACK: %v % x", err, f.Raw)
+				}
+				if tt.reauthAfter > 0 {
+					time.Sleep(tt.reauthAfter)
+					str := func(b []byte, s string) []byte { return append(append(b, byte(len(s)>>8), byte(len(s))), s...) }
+					props := str([]byte{packets.PropAuthMethod}, "OAUTH2-JWT")
+					props = str(append(props, packets.PropAuthData), "alice:20m")
+					body := append([]byte{0x19, byte(len(props))}, props...)
+					go func() { _, _ = client.Write(append([]byte{0xf0, byte(len(body))}, body...)) }()
+					f, err := r.ReadFrame()
+					if err != nil || f.Type != packets.AUTH || f.Body[0] != 0 {
+						t.Fatalf("re-auth answer: %v % x", err, f.Raw)
+					}
+				}
+				f, err = r.ReadFrame()
+				ended := time.Since(start)
+				if err != nil || f.Type != packets.DISCONNECT {
+					t.Fatalf("want DISCONNECT, got %v % x", err, f.Raw)
+				}
+				cp, err := packetcodec.Decode(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dis := cp.Content.(*packets.Disconnect)
+				if dis.ReasonCode != packets.DisconnectMaximumConnectTime || dis.Properties.ReasonString != "token expired" {
+					t.Errorf("DISCONNECT 0x%02x %q, want 0xA0 'token expired'", dis.ReasonCode, dis.Properties.ReasonString)
+				}
+				if ended != tt.wantEnd {
+					t.Errorf("ended after %s, want %s", ended, tt.wantEnd)
+				}
+				if got := <-upLast; got != tt.wantUpLast {
+					t.Errorf("broker's last packet type %d, want %d", got, tt.wantUpLast)
+				}
+				if _, err := r.ReadFrame(); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+					t.Errorf("client connection still open after DISCONNECT: %v", err)
+				}
+				_ = srv.Shutdown(context.Background())
+			})
+		})
+	}
+}

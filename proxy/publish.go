@@ -1,0 +1,161 @@
+package proxy
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// bytesView returns b as a string without copying. The string must not
+// outlive the frame b aliases: Grants implementations only compare it.
+func bytesView(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// clientPublish resolves a topic alias, authorizes the PUBLISH and forwards
+// it or answers it (SPEC 3.4, 4). Allowed packets without an alias go out as
+// their original bytes.
+func (c *conn) clientPublish(f packetcodec.Frame) *ending {
+	var pv packetcodec.PublishView
+	if err := packetcodec.ParsePublish(f, &pv); err != nil {
+		e := clientReadEnding(err)
+		return &e
+	}
+	topic := bytesView(pv.Topic)
+	if pv.TopicAlias != 0 {
+		// SPEC 4: aliases are resolved before authorization and never
+		// forwarded; the upstream CONNECT advertised no aliases.
+		if pv.TopicAlias > c.aliasMax {
+			return &ending{cause: "client_protocol_error", clientCode: packets.DisconnectTopicAliasInvalid,
+				reason: fmt.Sprintf("topic alias %d above the maximum %d", pv.TopicAlias, c.aliasMax)}
+		}
+		if c.aliases == nil {
+			c.aliases = make([]string, int(c.aliasMax)+1)
+		}
+		if len(pv.Topic) > 0 {
+			c.aliases[pv.TopicAlias] = string(pv.Topic)
+		} else if c.aliases[pv.TopicAlias] == "" {
+			e := protocolError(fmt.Sprintf("topic alias %d was never defined", pv.TopicAlias))
+			return &e
+		}
+		topic = c.aliases[pv.TopicAlias]
+	}
+	sess := c.sess.Load()
+	if d := sess.grants.Publish(topic); !d.Allowed {
+		return c.denyPublish(&pv, topic, d)
+	}
+	if pv.TopicAlias != 0 {
+		c.scratch = packetcodec.AppendPublishWithTopic(c.scratch[:0], f, &pv, topic)
+		e := c.toUpstream(c.scratch)
+		if cap(c.scratch) > 64*1024 {
+			c.scratch = nil // do not pin a large buffer on an idle connection
+		}
+		return e
+	}
+	return c.toUpstream(f.Raw)
+}
+
+// denyPublish answers a denied PUBLISH itself: QoS 0 is dropped, QoS 1 gets
+// PUBACK 0x87, QoS 2 PUBREC 0x87, all with the client's packet id; nothing is
+// forwarded (SPEC 3.4).
+func (c *conn) denyPublish(pv *packetcodec.PublishView, topic string, d authz.Decision) *ending {
+	c.srv.metrics.denials.WithLabelValues(authz.Publish.String()).Inc()
+	reason := fmt.Sprintf("publish to '%s' not allowed: %s", topic, denyText(d, "publish"))
+	c.auditEvent("denial", "publish", topic, "deny", d.Reason.String(), d.TopicSpace)
+	props := &packets.Properties{}
+	if c.problemInfo {
+		props.ReasonString = reason
+	}
+	var err error
+	switch pv.QoS {
+	case 1:
+		err = c.cw.WritePacket(&packets.Puback{PacketID: pv.PacketID, ReasonCode: packets.PubackNotAuthorized, Properties: props})
+	case 2:
+		err = c.cw.WritePacket(&packets.Pubrec{PacketID: pv.PacketID, ReasonCode: packets.PubrecNotAuthorized, Properties: props})
+	}
+	if err != nil {
+		e := clientWriteFailed(err)
+		return &e
+	}
+	return nil
+}
+
+// denyText explains a denial in a reason string.
+func denyText(d authz.Decision, action string) string {
+	switch d.Reason {
+	case authz.DenyAssignment:
+		return "a deny assignment covers it"
+	case authz.InvalidTopic:
+		return "invalid or reserved topic"
+	}
+	return "no topic space grants " + action
+}
+
+// upstreamPublish delivers a broker PUBLISH if the client's identity may
+// receive its topic; otherwise it is dropped and, for QoS 1/2, acknowledged
+// to the broker by the proxy (SPEC 3.4) so the broker does not redeliver it.
+func (c *conn) upstreamPublish(f packetcodec.Frame) *ending {
+	var pv packetcodec.PublishView
+	if err := packetcodec.ParsePublish(f, &pv); err != nil {
+		e := upstreamLost(err)
+		return &e
+	}
+	if pv.TopicAlias != 0 {
+		// The upstream CONNECT set Topic Alias Maximum 0 (SPEC 4).
+		e := upstreamLost(fmt.Errorf("upstream sent topic alias %d although none was allowed", pv.TopicAlias))
+		return &e
+	}
+	topic := bytesView(pv.Topic)
+	if d := c.sess.Load().grants.Receive(topic); d.Allowed {
+		return c.toClient(f.Raw)
+	}
+	c.srv.metrics.denials.WithLabelValues(authz.Receive.String()).Inc()
+	c.auditEvent("denial", "receive", topic, "deny", "no_grant", "")
+	var err error
+	switch pv.QoS {
+	case 1:
+		err = c.uw.WritePacket(&packets.Puback{PacketID: pv.PacketID, ReasonCode: packets.PubackSuccess, Properties: &packets.Properties{}})
+	case 2:
+		c.mu.Lock()
+		if c.localPubrec == nil {
+			c.localPubrec = make(map[uint16]struct{})
+		}
+		c.localPubrec[pv.PacketID] = struct{}{}
+		c.mu.Unlock()
+		err = c.uw.WritePacket(&packets.Pubrec{PacketID: pv.PacketID, ReasonCode: packets.PubrecSuccess, Properties: &packets.Properties{}})
+	}
+	if err != nil {
+		e := upstreamLost(err)
+		return &e
+	}
+	return nil
+}
+
+// upstreamPubrel completes a QoS 2 delivery the proxy dropped itself, or
+// forwards the PUBREL to the client.
+func (c *conn) upstreamPubrel(f packetcodec.Frame) *ending {
+	id, err := packetcodec.PacketID(f)
+	if err != nil {
+		e := upstreamLost(err)
+		return &e
+	}
+	c.mu.Lock()
+	_, local := c.localPubrec[id]
+	delete(c.localPubrec, id)
+	c.mu.Unlock()
+	if !local {
+		return c.toClient(f.Raw)
+	}
+	if err := c.uw.WritePacket(&packets.Pubcomp{PacketID: id, ReasonCode: packets.PubcompSuccess, Properties: &packets.Properties{}}); err != nil {
+		e := upstreamLost(err)
+		return &e
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// Packet directions, for metrics.
+const (
+	dirFromClient = iota
+	dirFromUpstream
+)
+
+// clientPump reads the client and forwards, answers or refuses each packet
+// in the order SPEC 4 fixes: validate → resolve alias → authorize → forward
+// or answer. Writes to the broker are flushed when nothing more is buffered
+// from the client, so a burst becomes one write.
+func (c *conn) clientPump() ending {
+	m := c.srv.metrics
+	for {
+		c.refreshKeepAlive()
+		f, err := c.cr.ReadFrame()
+		if err != nil {
+			return clientReadEnding(err)
+		}
+		m.packet(dirFromClient, f.Type)
+		if err := packetcodec.CheckFromClient(f.Type); err != nil {
+			// SPEC 4: packets only a server may send → DISCONNECT 0x82.
+			return clientReadEnding(err)
+		}
+		var e *ending
+		switch f.Type {
+		case packets.PUBLISH:
+			e = c.clientPublish(f)
+		case packets.SUBSCRIBE:
+			e = c.clientSubscribe(f)
+		case packets.UNSUBSCRIBE:
+			e = c.clientUnsubscribe(f)
+		case packets.AUTH:
+			e = c.clientAuth(f)
+		case packets.DISCONNECT:
+			return c.clientDisconnect(f)
+		case packets.CONNECT:
+			end := protocolError("second CONNECT")
+			return end
+		case packets.PUBACK, packets.PUBREC, packets.PUBREL, packets.PUBCOMP:
+			if _, err := packetcodec.PacketID(f); err != nil {
+				return clientReadEnding(err)
+			}
+			e = c.toUpstream(f.Raw)
+		case packets.PINGREQ:
+			// Forwarded, not answered: the broker's PINGRESP proves the
+			// upstream is alive (SPEC 4 keep-alive).
+			if len(f.Body) != 0 {
+				return clientReadEnding(&packetcodec.Error{Code: packets.DisconnectMalformedPacket, Reason: "PINGREQ with a body"})
+			}
+			e = c.toUpstream(f.Raw)
+		default:
+			return protocolError(fmt.Sprintf("unexpected %s from client", packetcodec.TypeName(f.Type)))
+		}
+		if e != nil {
+			return *e
+		}
+		if c.cr.Buffered() == 0 {
+			if err := c.uw.Flush(); err != nil {
+				return upstreamLost(err)
+			}
+			if err := c.cw.Flush(); err != nil {
+				return clientWriteFailed(err)
+			}
+		}
+	}
+}
+
+// toUpstream buffers raw bytes for the broker.
+func (c *conn) toUpstream(b []byte) *ending {
+	if err := c.uw.Write(b); err != nil {
+		e := upstreamLost(err)
+		return &e
+	}
+	return nil
+}
+
+// toClient buffers raw bytes for the client.
+func (c *conn) toClient(b []byte) *ending {
+	if err := c.cw.Write(b); err != nil {
+		e := clientWriteFailed(err)
+		return &e
+	}
+	return nil
+}
+
+// clientDisconnect forwards the client's DISCONNECT byte for byte, so the
+// broker applies the client's own reason code: 0x00 discards the Will, 0x04
+// publishes it. The two-byte form e0 00 is a normal disconnect (STYLE §1.2).
+func (c *conn) clientDisconnect(f packetcodec.Frame) ending {
+	cp, err := packetcodec.Decode(f)
+	if err != nil {
+		return clientReadEnding(err)
+	}
+	d, _ := cp.Content.(*packets.Disconnect)
+	if err := c.uw.Write(f.Raw); err == nil {
+		_ = c.uw.Flush()
+	}
+	e := ending{cause: "client_disconnect", clientCode: noDisconnect}
+	if d != nil && d.ReasonCode != packets.DisconnectNormalDisconnection {
+		e.cause = "client_disconnect_with_reason"
+	}
+	return e
+}
+
+// upstreamPump reads the broker and forwards to the client, filtering
+// deliveries the client's identity may not receive (SPEC 3.4 last row).
+func (c *conn) upstreamPump() ending {
+	m := c.srv.metrics
+	for {
+		f, err := c.ur.ReadFrame()
+		if err != nil {
+			return upstreamLost(err)
+		}
+		m.packet(dirFromUpstream, f.Type)
+		if err := packetcodec.CheckFromServer(f.Type); err != nil {
+			return upstreamLost(err)
+		}
+		var e *ending
+		switch f.Type {
+		case packets.PUBLISH:
+			e = c.upstreamPublish(f)
+		case packets.PUBREL:
+			e = c.upstreamPubrel(f)
+		case packets.SUBACK:
+			e = c.upstreamSuback(f)
+		case packets.DISCONNECT:
+			// The broker ends the session (e.g. session taken over): pass
+			// its reason to the client unchanged.
+			if e := c.toClient(f.Raw); e != nil {
+				return *e
+			}
+			_ = c.cw.Flush()
+			return ending{cause: "upstream_disconnect", clientCode: noDisconnect}
+		case packets.AUTH, packets.CONNACK:
+			// The proxy never starts enhanced auth upstream and has had
+			// its CONNACK.
+			return upstreamLost(fmt.Errorf("unexpected %s from upstream", packetcodec.TypeName(f.Type)))
+		default:
+			e = c.toClient(f.Raw)
+		}
+		if e != nil {
+			return *e
+		}
+		if c.ur.Buffered() == 0 {
+			if err := c.cw.Flush(); err != nil {
+				return clientWriteFailed(err)
+			}
+			if err := c.uw.Flush(); err != nil {
+				return upstreamLost(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// pendingSubscribe remembers a partially denied SUBSCRIBE until the broker's
+// SUBACK comes back, so the client gets one SUBACK in its own order.
+type pendingSubscribe struct {
+	reasons []byte // per filter of the client's SUBSCRIBE; 0x87 where denied
+	allowed []int  // indexes of reasons filled, in order, by the broker's SUBACK
+	reason  string // Reason String naming the denied filters
+}
+
+// clientSubscribe judges each filter on its own (SPEC 3.2) and forwards the
+// allowed ones under the client's packet id; if none is allowed the proxy
+// answers the SUBACK itself (SPEC 3.4).
+func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
+	cp, err := packetcodec.Decode(f)
+	if err != nil {
+		e := clientReadEnding(err)
+		return &e
+	}
+	sub := cp.Content.(*packets.Subscribe)
+	grants := c.sess.Load().grants
+	reasons := make([]byte, len(sub.Subscriptions))
+	var allowed []int
+	var denied []string
+	for i, s := range sub.Subscriptions {
+		d := grants.Subscribe(s.Topic)
+		if d.Allowed {
+			allowed = append(allowed, i)
+			continue
+		}
+		reasons[i] = packets.SubackNotauthorized
+		denied = append(denied, s.Topic)
+		c.srv.metrics.denials.WithLabelValues(authz.Subscribe.String()).Inc()
+		c.auditEvent("denial", "subscribe", s.Topic, "deny", d.Reason.String(), d.TopicSpace)
+	}
+	reason := ""
+	if len(denied) > 0 {
+		reason = fmt.Sprintf("subscribe to '%s' not allowed: no topic space grants subscribe", strings.Join(denied, "', '"))
+	}
+	if len(allowed) == 0 {
+		ack := &packets.Suback{PacketID: sub.PacketID, Reasons: reasons, Properties: &packets.Properties{}}
+		if c.problemInfo {
+			ack.Properties.ReasonString = reason
+		}
+		if err := c.cw.WritePacket(ack); err != nil {
+			e := clientWriteFailed(err)
+			return &e
+		}
+		return nil
+	}
+	c.mu.Lock()
+	if c.subs == nil {
+		c.subs = make(map[string]struct{})
+	}
+	for _, i := range allowed {
+		c.subs[sub.Subscriptions[i].Topic] = struct{}{}
+	}
+	if len(denied) > 0 {
+		if c.pendingSubs == nil {
+			c.pendingSubs = make(map[uint16]*pendingSubscribe)
+		}
+		c.pendingSubs[sub.PacketID] = &pendingSubscribe{reasons: reasons, allowed: allowed, reason: reason}
+	}
+	c.mu.Unlock()
+	if len(denied) == 0 {
+		return c.toUpstream(f.Raw)
+	}
+	kept := make([]packets.SubOptions, 0, len(allowed))
+	for _, i := range allowed {
+		kept = append(kept, sub.Subscriptions[i])
+	}
+	sub.Subscriptions = kept
+	var buf bytes.Buffer
+	if _, err := sub.WriteTo(&buf); err != nil {
+		e := upstreamLost(fmt.Errorf("encode SUBSCRIBE: %w", err))
+		return &e
+	}
+	return c.toUpstream(buf.Bytes())
+}
+
+// upstreamSuback merges the broker's SUBACK with the proxy's denials when the
+// SUBSCRIBE was partially denied; otherwise it is forwarded unchanged. Filters
+// the broker refused are dropped from the live set.
+func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
+	cp, err := packetcodec.Decode(f)
+	if err != nil {
+		e := upstreamLost(err)
+		return &e
+	}
+	ack := cp.Content.(*packets.Suback)
+	c.mu.Lock()
+	p := c.pendingSubs[ack.PacketID]
+	delete(c.pendingSubs, ack.PacketID)
+	c.mu.Unlock()
+	if p == nil {
+		return c.toClient(f.Raw)
+	}
+	for j, i := range p.allowed {
+		if j < len(ack.Reasons) {
+			p.reasons[i] = ack.Reasons[j]
+		}
+	}
+	if ack.Properties == nil {
+		ack.Properties = &packets.Properties{}
+	}
+	if c.problemInfo && ack.Properties.ReasonString == "" {
+		ack.Properties.ReasonString = p.reason
+	}
+	ack.Reasons = p.reasons
+	if err := c.cw.WritePacket(ack); err != nil {
+		e := clientWriteFailed(err)
+		return &e
+	}
+	return nil
+}
+
+// clientUnsubscribe forwards UNSUBSCRIBE unchanged (SPEC: UNSUBSCRIBE is
+// forwarded) and forgets the filters for policy re-checks.
+func (c *conn) clientUnsubscribe(f packetcodec.Frame) *ending {
+	cp, err := packetcodec.Decode(f)
+	if err != nil {
+		e := clientReadEnding(err)
+		return &e
+	}
+	u := cp.Content.(*packets.Unsubscribe)
+	c.mu.Lock()
+	for _, t := range u.Topics {
+		delete(c.subs, t)
+	}
+	c.mu.Unlock()
+	return c.toUpstream(f.Raw)
+}
+
+// deniedSubscription returns a live subscription that the current grants no
+// longer allow, if any (SPEC 3.6).
+func (c *conn) deniedSubscription(g Grants) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for filter := range c.subs {
+		if !g.Subscribe(filter).Allowed {
+			return filter, true
+		}
+	}
+	return "", false
+}

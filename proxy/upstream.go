@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// isolate maps the client id upstream (SPEC 3.5) so that two principals can
+// never share or take over each other's broker session.
+func (c *conn) isolate(cp *packetcodec.Connect, id *authz.Identity) *refusal {
+	name := id.AuthenticationName
+	c.clientID = cp.ClientID
+	switch c.srv.cfg.Session.Isolation {
+	case IsolationOff:
+		c.upstreamID = cp.ClientID
+	case IsolationOwner:
+		if c.clientID == "" {
+			c.clientID = name + "/" + randomID()
+		} else if c.clientID != name && !strings.HasPrefix(c.clientID, name+"/") {
+			return &refusal{code: packets.ConnackInvalidClientID, label: resultInvalidClientID,
+				reason: fmt.Sprintf("client id must be '%s' or start with '%s/'", name, name)}
+		}
+		c.upstreamID = c.clientID
+	default: // prefix
+		if c.clientID == "" {
+			c.clientID = randomID()
+		}
+		c.upstreamID = name + "/" + c.clientID
+	}
+	return nil
+}
+
+// randomID returns a client id for clients that sent none [MQTT-3.1.3-6].
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "authproxy-" + hex.EncodeToString(b[:])
+}
+
+// connectUpstream dials the broker, sends the rewritten CONNECT, reads its
+// CONNACK and relays it to the client. It reports whether relaying starts.
+func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id *authz.Identity) bool {
+	s := c.srv
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Upstream.DialTimeout)
+	defer cancel()
+	up, err := s.opts.Dialer.DialContext(ctx, "tcp", s.cfg.Upstream.Address)
+	if err != nil {
+		s.metrics.upstreamDialErrors.Inc()
+		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
+			label: resultServerUnavailable, err: fmt.Errorf("dial upstream %s: %w", s.cfg.Upstream.Address, err)})
+		return false
+	}
+	c.mu.Lock()
+	c.up = up
+	c.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { up.Close() })
+	defer stop()
+
+	maxSize := uint32(s.cfg.Limits.MaxPacketSize)
+	if cp.Properties != nil && cp.Properties.MaximumPacketSize != nil {
+		maxSize = min(maxSize, *cp.Properties.MaximumPacketSize)
+	}
+	c.ur = packetcodec.NewReader(up, int(maxSize))
+	c.uw = packetcodec.NewWriter(up)
+
+	if err := c.writeUpstreamConnect(cp, id, maxSize); err != nil {
+		up.Close()
+		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
+			label: resultServerUnavailable, err: fmt.Errorf("send CONNECT upstream: %w", err)})
+		return false
+	}
+	_ = up.SetReadDeadline(time.Now().Add(s.cfg.Upstream.DialTimeout))
+	ack, err := c.readUpstreamConnack()
+	if err != nil {
+		up.Close()
+		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
+			label: resultServerUnavailable, err: fmt.Errorf("read CONNACK from upstream: %w", err)})
+		return false
+	}
+	_ = up.SetReadDeadline(time.Time{})
+	if !stop() {
+		up.Close()
+		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
+			label: resultServerUnavailable, err: ctx.Err()})
+		return false
+	}
+	if ack.ReasonCode >= 0x80 {
+		up.Close()
+		r := refusal{code: ack.ReasonCode, reason: ack.Properties.ReasonString, label: resultUpstreamRefused,
+			err: fmt.Errorf("upstream refused CONNECT with 0x%02x", ack.ReasonCode)}
+		switch ack.ReasonCode {
+		case packets.ConnackBadUsernameOrPassword, packets.ConnackBadAuthenticationMethod, packets.ConnackNotAuthorized,
+			packets.ConnackUnsupportedProtocolVersion, packets.ConnackMalformedPacket, packets.ConnackProtocolError:
+			// The broker refused the proxy's own credentials or CONNECT: a
+			// deployment problem, not the client's (SPEC 2 last row).
+			r.code, r.reason = packets.ConnackServerUnavailable, "upstream broker refused the proxy"
+		}
+		c.refuse(r)
+		return false
+	}
+	c.relayConnack(ack, cp)
+	if err := c.cw.Flush(); err != nil {
+		up.Close()
+		return false
+	}
+	return true
+}
+
+// writeUpstreamConnect sends the client's CONNECT upstream without
+// Authentication Method or Data, with the mapped client id, the configured
+// username and password, no topic aliases (SPEC 4) and the packet size the
+// proxy accepts. Will and its properties pass through unchanged.
+func (c *conn) writeUpstreamConnect(cp *packetcodec.Connect, id *authz.Identity, maxSize uint32) error {
+	s := c.srv
+	up := *cp.Connect
+	props := packets.Properties{}
+	if cp.Properties != nil {
+		props = *cp.Properties
+	}
+	props.AuthMethod, props.AuthData = "", nil
+	props.TopicAliasMaximum = nil
+	props.MaximumPacketSize = &maxSize
+	up.Properties = &props
+	up.ClientID = c.upstreamID
+	up.Username, up.UsernameFlag = s.cfg.Upstream.Username, true
+	if up.Username == "" {
+		up.Username = id.AuthenticationName
+	}
+	up.Password, up.PasswordFlag = nil, false
+	if len(s.opts.UpstreamPassword) > 0 {
+		up.Password, up.PasswordFlag = s.opts.UpstreamPassword, true
+	}
+	out := packetcodec.Connect{Connect: &up, WillPropertiesRaw: cp.WillPropertiesRaw}
+	b, err := packetcodec.EncodeConnect(nil, &out)
+	if err != nil {
+		return err
+	}
+	return c.uw.WriteAndFlush(b)
+}
+
+// readUpstreamConnack reads the broker's answer to the CONNECT.
+func (c *conn) readUpstreamConnack() (*packets.Connack, error) {
+	f, err := c.ur.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	if f.Type != packets.CONNACK {
+		return nil, fmt.Errorf("upstream answered CONNECT with packet type %s", packetcodec.TypeName(f.Type))
+	}
+	cp, err := packetcodec.Decode(f)
+	if err != nil {
+		return nil, err
+	}
+	ack, ok := cp.Content.(*packets.Connack)
+	if !ok {
+		return nil, errors.New("upstream CONNACK did not decode")
+	}
+	if ack.Properties == nil {
+		ack.Properties = &packets.Properties{}
+	}
+	return ack, nil
+}
+
+// relayConnack writes the broker's successful CONNACK to the client,
+// echoing the Authentication Method [MQTT-4.12.0-5], returning the client id
+// the client knows (never the upstream's mapped one), and advertising the
+// proxy's own limits.
+func (c *conn) relayConnack(ack *packets.Connack, cp *packetcodec.Connect) {
+	s := c.srv
+	p := ack.Properties
+	p.AuthMethod, p.AuthData = c.method, nil
+	switch {
+	case cp.ClientID == "" && s.cfg.Session.Isolation != IsolationOff:
+		p.AssignedClientID = c.clientID
+	case s.cfg.Session.Isolation == IsolationOff && p.AssignedClientID != "":
+		c.clientID = p.AssignedClientID
+		c.upstreamID = p.AssignedClientID
+	default:
+		p.AssignedClientID = ""
+	}
+	maxSize := uint32(s.cfg.Limits.MaxPacketSize)
+	if p.MaximumPacketSize != nil {
+		maxSize = min(maxSize, *p.MaximumPacketSize)
+	}
+	p.MaximumPacketSize = &maxSize
+	c.cr.SetMaxPacketSize(int(maxSize))
+	c.aliasMax = uint16(s.cfg.Limits.TopicAliasMaximum)
+	if c.aliasMax > 0 {
+		am := c.aliasMax
+		p.TopicAliasMaximum = &am
+	} else {
+		p.TopicAliasMaximum = nil
+	}
+	if p.ServerKeepAlive != nil {
+		c.keepAlive = time.Duration(*p.ServerKeepAlive) * time.Second
+	}
+	if !c.problemInfo {
+		p.ReasonString = ""
+	}
+	_ = c.cw.WritePacket(ack)
+}

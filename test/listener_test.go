@@ -1,0 +1,89 @@
+package test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/listener"
+	"github.com/mqtt-authproxy/mqtt-authproxy/test/harness"
+)
+
+// SPEC 6: the same proxy serves MQTT over TLS and over WebSocket (ws and
+// wss, path /mqtt, subprotocol mqtt), with JWT authentication on each.
+func TestTLSAndWebSocketListeners(t *testing.T) {
+	s := newAuthStack(t)
+	certFile, keyFile, pool := harness.SelfSignedCert(t, t.TempDir(), "proxy")
+
+	tlsLn, err := listener.ListenTLS("127.0.0.1:0", certFile, keyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.px.Serve(t, tlsLn)
+	wsLn, err := listener.ListenWebSocket("127.0.0.1:0", "/mqtt", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.px.Serve(t, wsLn)
+	r, err := listener.NewCertReloader(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wssCfg, err := listener.TLSConfig(r, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wssLn, err := listener.ListenWebSocket("127.0.0.1:0", "/mqtt", wssCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.px.Serve(t, wssLn)
+
+	dialWS := func(url string, client *http.Client) net.Conn {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"mqtt"}, HTTPClient: client})
+		if err != nil {
+			t.Fatalf("websocket dial %s: %v", url, err)
+		}
+		return websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+	}
+	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	conns := map[string]func() net.Conn{
+		"tls": func() net.Conn {
+			c, err := tls.Dial("tcp", tlsLn.Addr().String(), &tls.Config{RootCAs: pool})
+			if err != nil {
+				t.Fatalf("tls dial: %v", err)
+			}
+			return c
+		},
+		"ws":  func() net.Conn { return dialWS("ws://"+wsLn.Addr().String()+"/mqtt", nil) },
+		"wss": func() net.Conn { return dialWS("wss://"+wssLn.Addr().String()+"/mqtt", tlsClient) },
+	}
+	for _, name := range []string{"tls", "ws", "wss"} {
+		t.Run(name, func(t *testing.T) {
+			tok := s.mint(t, principalA, time.Hour, nil)
+			c, err := harness.ConnectOver(t, conns[name](), harness.ClientOptions{ClientID: "over-" + name, CleanStart: true,
+				AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Log(s.px.Logs.String())
+				}
+			})
+			subscribe(t, c, "over/"+name, 1)
+			publish(t, c, &paho.Publish{Topic: "over/" + name, QoS: 1, Payload: []byte(name)})
+			if got := c.WaitMessages(1, 5*time.Second); len(got) != 1 || string(got[0].Payload) != name {
+				t.Fatalf("round trip over %s: got %d messages", name, len(got))
+			}
+		})
+	}
+}
