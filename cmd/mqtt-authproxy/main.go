@@ -30,6 +30,7 @@ const usage = `usage: mqtt-authproxy <command> [flags]
 commands:
   serve         --config FILE   run the proxy
   check-config  --config FILE   validate a configuration (and its policy) without serving
+  can-i         --config FILE   may a principal or token publish/subscribe/receive a topic, and why
   dev                           run a local issuer, Mosquitto and the proxy, and print a token
   version                       print version information
 
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, rest, stdout, stderr)
 	case "check-config":
 		return runCheckConfig(rest, stdout, stderr)
+	case "can-i":
+		return runCanI(ctx, rest, stdout, stderr)
 	case "dev":
 		return runDev(ctx, rest, stdout, stderr)
 	case "version":

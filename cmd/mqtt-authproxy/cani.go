@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz/policy"
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
+)
+
+const canIUsage = `usage: mqtt-authproxy can-i --config FILE (--token TOKEN | --principal ID [--groups G,...] [--app-roles R,...] [--attr KEY=VALUE ...]) [--client-id ID] ACTION TOPIC
+
+ACTION is publish, subscribe or receive; TOPIC is a topic name (a filter for
+subscribe). The answer says which assignment, role, scope, topic space and
+template decided, or why nothing granted it. Exit code: 0 allowed, 1 denied,
+2 the question could not be asked.
+`
+
+// runCanI answers an authorization question offline, the `kubectl auth
+// can-i` way, from the same configuration and policy files serve uses.
+func runCanI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("can-i", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, canIUsage); fs.PrintDefaults() }
+	var f commonFlags
+	f.register(fs)
+	tok := fs.String("token", "", "a token: its verified claims are the identity (fetches the issuer's keys)")
+	principal := fs.String("principal", "", "principal id (object id) to ask for, instead of --token")
+	groups := fs.StringSlice("groups", nil, "group object ids of the principal")
+	appRoles := fs.StringSlice("app-roles", nil, "app roles of the principal (assignable as approle:<name>)")
+	attrs := fs.StringArray("attr", nil, "client attribute key=value for ${client.attributes.<key>} (repeatable)")
+	clientID := fs.String("client-id", "", "client id for ${client.clientId}")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 2 || (*tok == "") == (*principal == "") {
+		fs.Usage()
+		return 2
+	}
+	action, ok := parseAction(fs.Arg(0))
+	if !ok {
+		fmt.Fprintf(stderr, "unknown action %q: want publish, subscribe or receive\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	snap, err := policy.Load(cfg.Policy)
+	if err != nil {
+		fmt.Fprintf(stderr, "invalid policy:\n%v\n", err)
+		return 2
+	}
+	var id *authz.Identity
+	if *tok != "" {
+		if id, err = identityFromToken(ctx, cfg.Auth, *tok); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	} else {
+		id = &authz.Identity{AuthenticationName: *principal, Groups: *groups, AppRoles: *appRoles, Attributes: map[string][]string{}}
+		for _, kv := range *attrs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				fmt.Fprintf(stderr, "--attr %q: want key=value\n", kv)
+				return 2
+			}
+			id.Attributes[k] = append(id.Attributes[k], v)
+		}
+	}
+	e := snap.Explain(id, *clientID, action, fs.Arg(1))
+	fmt.Fprint(stdout, e.String())
+	if !e.Decision.Allowed {
+		return 1
+	}
+	return 0
+}
+
+func parseAction(s string) (authz.Action, bool) {
+	for _, a := range []authz.Action{authz.Publish, authz.Subscribe, authz.Receive} {
+		if strings.EqualFold(s, a.String()) {
+			return a, true
+		}
+	}
+	return 0, false
+}
+
+// identityFromToken verifies tok against the configured issuers exactly as
+// serve would, so can-i never trusts claims the proxy would refuse.
+func identityFromToken(ctx context.Context, cfg token.Config, tok string) (*authz.Identity, error) {
+	v, err := token.NewVerifier(cfg, token.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("token verifier: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	go func() { _ = v.Run(ctx) }()
+	if err := v.WaitReady(ctx); err != nil {
+		return nil, fmt.Errorf("fetch signing keys: %w", err)
+	}
+	method := token.MethodOAuth2JWT
+	if !v.SupportsMethod(method) {
+		method = token.MethodCustomJWT
+	}
+	id, err := v.Verify(ctx, method, []byte(strings.TrimSpace(tok)))
+	if err != nil {
+		return nil, fmt.Errorf("token refused: %s", token.Reason(err))
+	}
+	return id, nil
+}
