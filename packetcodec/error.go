@@ -68,3 +68,5 @@ var V3ConnackUnacceptableProtocol = []byte{0x20, 0x02, 0x00, 0x01}
 // (STYLE §1 item 7), which could forward a different topic than the one that
 // was authorized; this package refuses instead.
 var ErrFieldTooLong = errors.New("packetcodec: field longer than 65535 bytes")
+
+var _ error = (*Error)(nil)

@@ -58,6 +58,9 @@ func ParsePublish(f Frame, p *PublishView) error {
 		return protocolError("PUBLISH with DUP set at QoS 0") // [MQTT-3.3.1-2]
 	}
 	hl := len(f.Raw) - len(f.Body)
+	if hl < 2 {
+		return malformed("frame Body is not a suffix of Raw")
+	}
 	c := cursor{b: f.Body}
 	topic, err := c.field("topic name")
 	if err != nil {
@@ -106,8 +109,10 @@ func ParsePublish(f Frame, p *PublishView) error {
 //
 // topic must be at most 65,535 bytes; a longer one cannot be encoded and,
 // since truncating it would forward a topic other than the one authorized
-// (STYLE §1 item 7), AppendPublishWithTopic panics. A topic taken from an
-// earlier PUBLISH always fits.
+// (STYLE §1 item 7), AppendPublishWithTopic panics; so it does if the
+// result would exceed the protocol's maximum packet size. A topic taken from
+// an earlier PUBLISH always fits, and the Reader's limit keeps packets far
+// below that maximum.
 func AppendPublishWithTopic(dst []byte, f Frame, p *PublishView, topic string) []byte {
 	if len(topic) > 0xffff {
 		panic("packetcodec: AppendPublishWithTopic: " + ErrFieldTooLong.Error())
@@ -130,6 +135,9 @@ func AppendPublishWithTopic(dst []byte, f Frame, p *PublishView, topic string) [
 	rl := 2 + len(topic) + vbiLen(plen) + plen + len(payload)
 	if p.QoS > 0 {
 		rl += 2
+	}
+	if rl > maxRemainingLength {
+		panic("packetcodec: AppendPublishWithTopic: packet larger than the protocol maximum")
 	}
 
 	dst = slices.Grow(dst, 1+vbiLen(rl)+rl)

@@ -160,3 +160,5 @@ func (s *frameSummary) LogValue() slog.Value {
 	}
 	return slog.GroupValue(attrs...)
 }
+
+var _ slog.LogValuer = (*frameSummary)(nil)

@@ -214,7 +214,7 @@ func checkProps(b []byte, ctx propContext) (propInfo, error) {
 			}
 			off += 4
 		case kindVBI:
-			v, n, err := readVBI(rest, "property "+def.name)
+			v, n, err := readVBI(rest, "subscription identifier") // the only VBI property
 			if err != nil {
 				return info, err
 			}
@@ -339,7 +339,7 @@ func (c *cursor) field(name string) ([]byte, error) {
 // lie inside the packet (paho's Next silently returns less, STYLE §1 item 6),
 // and validates it for ctx. It returns the block's bounds in c.b.
 func (c *cursor) props(ctx propContext, field string) (info propInfo, start, end int, err error) {
-	n, k, err := readVBI(c.b[c.off:], field+" length")
+	n, k, err := readVBI(c.b[c.off:], "property length") // constant: no concatenation on the hot path
 	if err != nil {
 		return info, 0, 0, err
 	}

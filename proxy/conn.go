@@ -81,6 +81,9 @@ type conn struct {
 	aliasMax    uint16
 
 	sess atomic.Pointer[session]
+	// clientLeft is set when the client sent DISCONNECT; it then decides
+	// how the connection ends, whatever the broker does next.
+	clientLeft atomic.Pointer[ending]
 
 	// Owned by the client pump.
 	aliases        []string
@@ -179,6 +182,9 @@ func (c *conn) forceClose() {
 func (c *conn) finish(e ending) {
 	c.closeOnce.Do(func() {
 		c.state.Store(stateEnding)
+		if left := c.clientLeft.Load(); left != nil {
+			e = *left
+		}
 		if e.clientCode != noDisconnect {
 			d := &packets.Disconnect{ReasonCode: byte(e.clientCode), Properties: &packets.Properties{}}
 			if c.problemInfo {

@@ -102,12 +102,16 @@ func (c *conn) clientDisconnect(f packetcodec.Frame) ending {
 		return clientReadEnding(err)
 	}
 	d, _ := cp.Content.(*packets.Disconnect)
-	if err := c.uw.Write(f.Raw); err == nil {
-		_ = c.uw.Flush()
-	}
 	e := ending{cause: "client_disconnect", clientCode: noDisconnect}
 	if d != nil && d.ReasonCode != packets.DisconnectNormalDisconnection {
 		e.cause = "client_disconnect_with_reason"
+	}
+	// Recorded before forwarding: the broker closes as soon as it reads
+	// the DISCONNECT, and the upstream pump must not then report a lost
+	// broker (0x88) to a client that has already left.
+	c.clientLeft.Store(&e)
+	if err := c.uw.Write(f.Raw); err == nil {
+		_ = c.uw.Flush()
 	}
 	return e
 }

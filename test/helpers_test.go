@@ -1,7 +1,6 @@
 package test
 
 import (
-	"io"
 	"testing"
 	"time"
 
@@ -10,7 +9,7 @@ import (
 	"github.com/mqtt-authproxy/mqtt-authproxy/test/harness"
 )
 
-var errEOF = io.EOF
+
 
 // expectConnack reads a CONNACK and checks its reason code.
 func expectConnack(t *testing.T, raw *harness.RawConn, code byte) *packets.Connack {

@@ -57,7 +57,11 @@ func TestExplainDetails(t *testing.T) {
 	}
 	e = s.Explain(&authz.Identity{AuthenticationName: "p"}, "c", authz.Subscribe, "broadcast/x")
 	if e.Assignment == nil || e.Assignment.Entry != `roleAssignments[0] (principal "p")` || e.Filter != "broadcast/#" {
-		t.Errorf("allowed: got assignment %+v filter %q", e.Assignment, e.Filter)
+		t.Fatalf("allowed: got assignment %+v filter %q", e.Assignment, e.Filter)
+	}
+	wantA := `role assignment roleAssignments[0] (principal "p") in policy.yaml: principal p, role "EventGrid TopicSpaces Subscriber", scope ` + ns1
+	if got := e.Assignment.String(); got != wantA {
+		t.Errorf("Assignment.String(): got %q, want %q", got, wantA)
 	}
 	e = s.Explain(nil, "c", authz.Publish, "broadcast/x")
 	if len(e.Reasons) == 0 || !strings.Contains(e.Reasons[0], "no principal") {

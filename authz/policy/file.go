@@ -216,8 +216,13 @@ func parseFile(fd fileData) (*parsedFile, []error) {
 		return pf, pf.setExport(elems)
 	}
 	var probe any
-	if err := yaml.Unmarshal(data, &probe); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&probe); err != nil && err != io.EOF {
 		return fail(fmt.Errorf("parse YAML: %w", err))
+	}
+	var more any
+	if err := dec.Decode(&more); err != io.EOF {
+		return fail(errors.New("more than one YAML document"))
 	}
 	switch v := probe.(type) {
 	case nil:
@@ -233,15 +238,12 @@ func parseFile(fd fileData) (*parsedFile, []error) {
 		}
 		return pf, pf.setExport(elems)
 	case map[string]any, map[any]any:
+		// Decode again, strictly: unknown keys are errors.
 		var nf nativeFile
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&nf); err != nil {
 			return fail(&parseError{msg: "parse YAML: " + yamlTypeNames.Replace(err.Error()), err: err})
-		}
-		var more any
-		if err := dec.Decode(&more); err != io.EOF {
-			return fail(errors.New("more than one YAML document"))
 		}
 		pf.setNative(&nf)
 		return pf, nil

@@ -179,3 +179,19 @@ func TestValidationErrorsGolden(t *testing.T) {
 		})
 	}
 }
+
+// SPEC 3.1: the template limit is configurable.
+func TestTemplateLimit(t *testing.T) {
+	p := "topicSpaces:\n  - name: t\n    topicTemplates: [a/1, a/2, a/3]\n"
+	cfg := testConfig("p.yaml")
+	cfg.MaxTemplatesPerTopicSpace = 2
+	_, err := build(cfg, []fileData{{name: "p.yaml", data: []byte(p)}})
+	want := `p.yaml: topicSpaces[0] (name "t"): topicTemplates: 3 templates, more than the limit of 2 (policy.maxTemplatesPerTopicSpace)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	cfg.MaxTemplatesPerTopicSpace = 3
+	if _, err := build(cfg, []fileData{{name: "p.yaml", data: []byte(p)}}); err != nil {
+		t.Errorf("at the limit: got %v", err)
+	}
+}

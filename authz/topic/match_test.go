@@ -20,21 +20,21 @@ func TestMatch(t *testing.T) {
 		{"shorter topic", "a/b", "a", false},
 		{"longer topic", "a", "a/b", false},
 		{"plus", "a/+/c", "a/b/c", true},
-		{"plus empty level", "a/+/c", "a//c", true},          // [MQTT-4.7.1-3]
-		{"plus one level only", "a/+", "a/b/c", false},       // [MQTT-4.7.1-3]
-		{"plus needs a level", "a/+", "a", false},            // [MQTT-4.7.1-3]
-		{"hash", "a/#", "a/b/c", true},                       // [MQTT-4.7.1-2]
-		{"hash parent", "a/#", "a", true},                    // [MQTT-4.7.1-2]
-		{"hash root", "#", "a/b", true},                      // [MQTT-4.7.1-2]
-		{"hash empty level", "a/#", "a/", true},              // [MQTT-4.7.1-2]
-		{"plus then hash parent", "a/+/#", "a/b", true},      // [MQTT-4.7.1-2]
-		{"plus then hash needs level", "a/+/#", "a", false},  // [MQTT-4.7.1-2]
-		{"dollar not by hash", "#", "$SYS/x", false},         // [MQTT-4.7.2-1]
-		{"dollar not by plus", "+/x", "$SYS/x", false},       // [MQTT-4.7.2-1]
-		{"dollar by literal", "$SYS/#", "$SYS/x", true},      // [MQTT-4.7.2-1]
-		{"dollar later level", "a/+", "a/$x", true},          // [MQTT-4.7.2-1] is about the first level only
-		{"case-sensitive", "A/b", "a/b", false},              // [MQTT-4.7.3-4]
-		{"leading slash", "+/a", "/a", true},                 // [MQTT-4.7.1-3]
+		{"plus empty level", "a/+/c", "a//c", true},         // [MQTT-4.7.1-3]
+		{"plus one level only", "a/+", "a/b/c", false},      // [MQTT-4.7.1-3]
+		{"plus needs a level", "a/+", "a", false},           // [MQTT-4.7.1-3]
+		{"hash", "a/#", "a/b/c", true},                      // [MQTT-4.7.1-2]
+		{"hash parent", "a/#", "a", true},                   // [MQTT-4.7.1-2]
+		{"hash root", "#", "a/b", true},                     // [MQTT-4.7.1-2]
+		{"hash empty level", "a/#", "a/", true},             // [MQTT-4.7.1-2]
+		{"plus then hash parent", "a/+/#", "a/b", true},     // [MQTT-4.7.1-2]
+		{"plus then hash needs level", "a/+/#", "a", false}, // [MQTT-4.7.1-2]
+		{"dollar not by hash", "#", "$SYS/x", false},        // [MQTT-4.7.2-1]
+		{"dollar not by plus", "+/x", "$SYS/x", false},      // [MQTT-4.7.2-1]
+		{"dollar by literal", "$SYS/#", "$SYS/x", true},     // [MQTT-4.7.2-1]
+		{"dollar later level", "a/+", "a/$x", true},         // [MQTT-4.7.2-1] is about the first level only
+		{"case-sensitive", "A/b", "a/b", false},             // [MQTT-4.7.3-4]
+		{"leading slash", "+/a", "/a", true},                // [MQTT-4.7.1-3]
 		{"empty filter", "", "a", false},
 		{"empty topic", "#", "", false},
 	}
@@ -79,11 +79,11 @@ func TestSubset(t *testing.T) {
 		{"shorter f parent of hash", "a", "a/#", true},
 		{"shorter f not under plus hash", "a", "a/+/#", false},
 		{"longer f", "a/b", "a", false},
-		{"dollar literal not under hash", "$SYS/x", "#", false},       // [MQTT-4.7.2-1]
-		{"dollar literal not under plus", "$SYS/x", "+/x", false},     // [MQTT-4.7.2-1]
-		{"dollar under dollar", "$SYS/x", "$SYS/#", true},             // [MQTT-4.7.2-1]
-		{"wildcard f under dollar literal", "+/x", "$SYS/x", false},   // SPEC 3.2
-		{"two templates never combine", "a/+", "a/b", false},          // SPEC 3.2
+		{"dollar literal not under hash", "$SYS/x", "#", false},     // [MQTT-4.7.2-1]
+		{"dollar literal not under plus", "$SYS/x", "+/x", false},   // [MQTT-4.7.2-1]
+		{"dollar under dollar", "$SYS/x", "$SYS/#", true},           // [MQTT-4.7.2-1]
+		{"wildcard f under dollar literal", "+/x", "$SYS/x", false}, // SPEC 3.2
+		{"two templates never combine", "a/+", "a/b", false},        // SPEC 3.2
 		{"empty level", "a//b", "a/+/b", true},
 		{"empty first level hash", "/#", "/+/#", true}, // the topic "" does not exist
 		{"empty first level hash parent", "/#", "/", false},

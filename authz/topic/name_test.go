@@ -19,12 +19,12 @@ func TestValidateName(t *testing.T) {
 		{"dollar", "$SYS/x", nil},
 		{"unicode", "häuser/€", nil},
 		{"max length", strings.Repeat("a", topic.MaxLength), nil},
-		{"empty", "", topic.ErrEmpty},                                         // [MQTT-4.7.3-1]
+		{"empty", "", topic.ErrEmpty},                                          // [MQTT-4.7.3-1]
 		{"too long", strings.Repeat("a", topic.MaxLength+1), topic.ErrTooLong}, // [MQTT-4.7.3-3]
-		{"NUL", "a\x00b", topic.ErrNUL},                                       // [MQTT-4.7.3-2]
-		{"invalid UTF-8", "a\xffb", topic.ErrInvalidUTF8},                     // [MQTT-1.5.4-1]
-		{"surrogate", "a\xed\xa0\x80", topic.ErrInvalidUTF8},                  // [MQTT-1.5.4-1]
-		{"plus", "a/+", topic.ErrWildcardInName},                              // [MQTT-3.3.2-2]
+		{"NUL", "a\x00b", topic.ErrNUL},                                        // [MQTT-4.7.3-2]
+		{"invalid UTF-8", "a\xffb", topic.ErrInvalidUTF8},                      // [MQTT-1.5.4-1]
+		{"surrogate", "a\xed\xa0\x80", topic.ErrInvalidUTF8},                   // [MQTT-1.5.4-1]
+		{"plus", "a/+", topic.ErrWildcardInName},                               // [MQTT-3.3.2-2]
 		{"hash", "#", topic.ErrWildcardInName},
 		{"plus inside level", "a+b", topic.ErrWildcardInName},
 	}
@@ -81,10 +81,10 @@ func TestSplitShared(t *testing.T) {
 		{"case-sensitive prefix", "$SHARE/g/a", "", "$SHARE/g/a", false, false},
 		{"shared", "$share/g1/devices/+/x", "g1", "devices/+/x", true, false},
 		{"shared hash", "$share/g/#", "g", "#", true, false},
-		{"no filter", "$share/g", "", "", true, true},          // [MQTT-4.8.2-2]
-		{"empty filter", "$share/g/", "", "", true, true},      // [MQTT-4.8.2-2]
-		{"empty group", "$share//a", "", "", true, true},       // [MQTT-4.8.2-1]
-		{"wildcard group", "$share/+/a", "", "", true, true},   // [MQTT-4.8.2-1]
+		{"no filter", "$share/g", "", "", true, true},           // [MQTT-4.8.2-2]
+		{"empty filter", "$share/g/", "", "", true, true},       // [MQTT-4.8.2-2]
+		{"empty group", "$share//a", "", "", true, true},        // [MQTT-4.8.2-1]
+		{"wildcard group", "$share/+/a", "", "", true, true},    // [MQTT-4.8.2-1]
 		{"invalid inner", "$share/g/a/#/b", "", "", true, true}, // [MQTT-4.7.1-2]
 	}
 	for _, tt := range tests {
