@@ -222,7 +222,7 @@ func (c *conn) finish(e ending) {
 			attrs = append(attrs, "err", e.err)
 		}
 		c.log.Debug("connection ended", attrs...)
-		c.auditEvent("disconnect", "", "", e.cause, e.reason, "")
+		c.auditEvent("disconnect", e.cause, "", "", e.reason, "")
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/policy"
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
@@ -121,6 +122,20 @@ func TestPublishEnforcement(t *testing.T) {
 	}
 	if len(got) != 4 {
 		t.Errorf("direct subscriber got %v, want 3 allowed messages and the control", topics)
+	}
+	// SPEC 3.4: every denial is counted, QoS 0 included.
+	want := `
+# HELP mqtt_authproxy_denials_total Operations denied by policy, by action.
+# TYPE mqtt_authproxy_denials_total counter
+mqtt_authproxy_denials_total{action="publish"} 3
+mqtt_authproxy_denials_total{action="receive"} 0
+mqtt_authproxy_denials_total{action="subscribe"} 0
+`
+	if err := testutil.GatherAndCompare(s.px.Registry, strings.NewReader(want), "mqtt_authproxy_denials_total"); err != nil {
+		t.Error(err)
+	}
+	if logs := s.px.Logs.String(); strings.Count(logs, `"event":"denial"`) != 3 {
+		t.Errorf("audit has %d denial lines, want 3 (one per denied publish)", strings.Count(logs, `"event":"denial"`))
 	}
 }
 

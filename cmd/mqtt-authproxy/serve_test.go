@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token/tokentest"
+	"github.com/mqtt-authproxy/mqtt-authproxy/test/harness"
+)
+
+// waitLog returns the value of key in the first JSON log line with msg,
+// waiting until it appears.
+func waitLog(t *testing.T, logs *harness.SyncBuffer, msg, key string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				if v, ok := m[key].(string); ok {
+					return v
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %q log line with %q:\n%s", msg, key, logs.String())
+	return ""
+}
+
+// SPEC 6: serve runs the whole composition (listener, admin endpoints,
+// JWT auth, policy) and on SIGTERM (the cancelled signal context) sends
+// DISCONNECT 0x8B to clients and exits 0 within the grace period.
+func TestServeAndGracefulShutdown(t *testing.T) {
+	broker := harness.StartMosquitto(t)
+	idp, err := tokentest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	_, path := validConfig(t)
+	logs := &harness.SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"serve", "--config", path, "--log-format", "json", "--shutdown-grace", "5s",
+			"--set", "upstream.address=" + broker.Addr, "--set", "admin.address=127.0.0.1:0",
+			"--set", "auth.entra.authority=" + idp.URL()}, io.Discard, logs)
+	}()
+	mqttAddr := waitLog(t, logs, "mqtt listener", "address")
+	adminAddr := waitLog(t, logs, "admin listener", "address")
+
+	var readyz string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + adminAddr + "/readyz"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			readyz = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+	}
+	if !strings.HasPrefix(readyz, "200") {
+		t.Fatalf("/readyz never became ready: %s", readyz)
+	}
+	const p = "6f1d0000-0000-0000-0000-000000000001"
+	tok, err := idp.MintEntra("11111111-2222-3333-4444-555555555555", p, 2, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := harness.MustConnect(t, mqttAddr, harness.ClientOptions{ClientID: "srv", CleanStart: true,
+		AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok), NoAutoClose: true})
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"mqtt_authproxy_build_info", `mqtt_authproxy_connects_total{result="success"} 1`, "mqtt_authproxy_connections_active 1", "mqtt_authproxy_policy_last_reload_successful 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	start := time.Now()
+	cancel()
+	d, closed := c.WaitClosed(5 * time.Second)
+	if !closed || d == nil || d.ReasonCode != packets.DisconnectServerShuttingDown {
+		t.Errorf("client: closed %v DISCONNECT %+v, want 0x8B", closed, d)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("serve exited %d, want 0\n%s", code, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not exit within 10 s of SIGTERM")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("shutdown took %s, more than the 5 s grace", took)
+	}
+	if strings.Contains(logs.String(), tok[strings.LastIndex(tok, ".")+1:]) {
+		t.Error("the token's signature appears in serve's logs")
+	}
+}
