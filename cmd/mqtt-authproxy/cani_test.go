@@ -78,3 +78,34 @@ func TestCanIWithToken(t *testing.T) {
 		t.Errorf("the token is echoed on stderr")
 	}
 }
+
+// The token subcommand prints the identity serve would give a token, and the
+// client-visible reason for a refused one, never the token.
+func TestTokenCommand(t *testing.T) {
+	idp, err := tokentest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	_, path := validConfig(t)
+	const tid, p = "11111111-2222-3333-4444-555555555555", "6f1d0000-0000-0000-0000-000000000001"
+	good, _ := idp.MintEntra(tid, p, 1, map[string]any{"groups": []string{"g1"}, "roles": []string{"Device"}, "site": "berlin"}, time.Hour)
+	bad, _ := idp.MintEntra(tid, p, 2, map[string]any{"aud": "https://management.azure.com/"}, time.Hour)
+	base := []string{"token", "--config", path, "--set", "auth.entra.authority=" + idp.URL()}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), append(base, good), &out, &errb); code != 0 {
+		t.Fatalf("valid token: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"authentication name: " + p, "tenant:              " + tid, "groups:              g1", "app roles:           Device", "attribute site = berlin"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), append(base, bad), &out, &errb); code != 1 || !strings.Contains(out.String(), "audience not accepted") {
+		t.Errorf("wrong audience: exit %d, output %q", code, out.String())
+	}
+	if strings.Contains(out.String()+errb.String(), bad[:30]) {
+		t.Error("the token is echoed")
+	}
+}

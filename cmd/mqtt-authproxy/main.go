@@ -31,6 +31,7 @@ commands:
   serve         --config FILE   run the proxy
   check-config  --config FILE   validate a configuration (and its policy) without serving
   can-i         --config FILE   may a principal or token publish/subscribe/receive a topic, and why
+  token         --config FILE   verify a token as serve would and print the identity it gives
   dev                           run a local issuer, Mosquitto and the proxy, and print a token
   version                       print version information
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCheckConfig(rest, stdout, stderr)
 	case "can-i":
 		return runCanI(ctx, rest, stdout, stderr)
+	case "token":
+		return runToken(ctx, rest, stdout, stderr)
 	case "dev":
 		return runDev(ctx, rest, stdout, stderr)
 	case "version":
