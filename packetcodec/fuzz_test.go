@@ -145,6 +145,13 @@ func checkAppendPublish(t *testing.T, fr Frame, pv *PublishView) {
 func checkConnectStable(t *testing.T, c *Connect) {
 	enc1, err := EncodeConnect(nil, c)
 	if err != nil {
+		// The one CONNECT paho's struct cannot carry: an Authentication
+		// Method present but empty, with Authentication Data. paho reads
+		// "" as absent, so re-encoding would send data without a method;
+		// EncodeConnect refuses. The proxy clears both before encoding.
+		if c.Properties.AuthMethod == "" && len(c.Properties.AuthData) > 0 {
+			return
+		}
 		t.Fatalf("EncodeConnect(DecodeConnect(frame)): %v", err)
 	}
 	c2, err := DecodeConnect(mustFrame(t, enc1))
