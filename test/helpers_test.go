@@ -9,8 +9,6 @@ import (
 	"github.com/mqtt-authproxy/mqtt-authproxy/test/harness"
 )
 
-
-
 // expectConnack reads a CONNACK and checks its reason code.
 func expectConnack(t *testing.T, raw *harness.RawConn, code byte) *packets.Connack {
 	t.Helper()
