@@ -26,7 +26,6 @@ bench: ## Go benchmarks of the codec, token verification, policy checks and CONN
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./packetcodec/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeConnect$$' -fuzztime $(FUZZTIME) ./packetcodec/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTemplate$$' -fuzztime $(FUZZTIME) ./authz/topic/
 	$(GO) test -run '^$$' -fuzz '^FuzzSubset$$' -fuzztime $(FUZZTIME) ./authz/topic/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./authz/policy/
