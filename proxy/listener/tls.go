@@ -16,6 +16,8 @@ import (
 // certificate (cert-manager, a mounted Secret) is used without a restart.
 type CertReloader struct {
 	certFile, keyFile string
+	// checkEvery bounds how often the files are stat'ed. Default: 1s.
+	checkEvery time.Duration
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
@@ -26,7 +28,7 @@ type CertReloader struct {
 
 // NewCertReloader loads the pair once; it fails if the files are unusable.
 func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
-	r := &CertReloader{certFile: certFile, keyFile: keyFile}
+	r := &CertReloader{certFile: certFile, keyFile: keyFile, checkEvery: time.Second}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func (r *CertReloader) load() error {
 func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now := time.Now(); now.Sub(r.lastCheck) >= time.Second {
+	if now := time.Now(); now.Sub(r.lastCheck) >= r.checkEvery {
 		r.lastCheck = now
 		ci, cerr := os.Stat(r.certFile)
 		ki, kerr := os.Stat(r.keyFile)
