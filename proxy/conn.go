@@ -96,19 +96,18 @@ type conn struct {
 	localPubrec map[uint16]struct{}          // broker→client QoS 2 the proxy acknowledged itself
 	expiry      *time.Timer
 	reauthBusy  bool
+	ending      bool // finish has begun
 
-	bg        sync.WaitGroup // re-authentication checks in flight
-	stopCh    chan ending
+	bg        sync.WaitGroup // re-authentication checks and stop requests in flight
 	closeOnce sync.Once
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
-		srv:    s,
-		nc:     nc,
-		cr:     packetcodec.NewReader(nc, s.cfg.Limits.MaxPacketSize),
-		cw:     packetcodec.NewWriter(nc),
-		stopCh: make(chan ending, 1),
+		srv: s,
+		nc:  nc,
+		cr:  packetcodec.NewReader(nc, s.cfg.Limits.MaxPacketSize),
+		cw:  packetcodec.NewWriter(nc),
 	}
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	return c
@@ -129,23 +128,21 @@ func (c *conn) serve(ctx context.Context) {
 
 // relay runs the two pumps until one of them, the expiry timer,
 // re-authentication, a policy re-check or shutdown ends the connection.
+// The client pump runs on the connection's own goroutine and the upstream
+// pump on a second one: two goroutines per connection, the least a
+// blocking-read design allows (issue 5, idle memory). Whoever ends the
+// connection first calls finish; finish closes both sockets, which ends the
+// other pump.
 func (c *conn) relay(ctx context.Context) {
-	results := make(chan ending, 2)
-	go func() { results <- c.clientPump() }()
-	go func() { results <- c.upstreamPump() }()
-	running := 2
-	var e ending
-	select {
-	case e = <-results:
-		running--
-	case e = <-c.stopCh:
-	case <-ctx.Done():
-		e = endShutdown()
-	}
-	c.finish(e)
-	for ; running > 0; running-- {
-		<-results
-	}
+	unhook := context.AfterFunc(ctx, func() { c.stop(endShutdown()) })
+	defer unhook()
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		c.finish(c.upstreamPump())
+	}()
+	c.finish(c.clientPump())
+	<-upDone
 	c.bg.Wait()
 	c.mu.Lock()
 	if c.expiry != nil {
@@ -154,17 +151,29 @@ func (c *conn) relay(ctx context.Context) {
 	c.mu.Unlock()
 }
 
-// stop asks the connection to end with e; the first request wins. During the
+// stop asks the connection to end with e; the first ending wins. During the
 // handshake there is nothing to tell anybody yet, so the socket is closed.
+// finish runs on its own goroutine (owned by c.bg) because it writes to the
+// peers with a deadline and callers (timers, Shutdown, policy re-checks)
+// must not wait for a slow client.
 func (c *conn) stop(e ending) {
 	if c.state.Load() == stateHandshake {
 		c.nc.Close()
 		return
 	}
-	select {
-	case c.stopCh <- e:
-	default:
+	// Checked under mu, which finish also takes: once finish has begun no
+	// Add can race relay's final bg.Wait.
+	c.mu.Lock()
+	if c.ending {
+		c.mu.Unlock()
+		return
 	}
+	c.bg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.bg.Done()
+		c.finish(e)
+	}()
 }
 
 // forceClose closes both sockets without writing anything.
@@ -181,6 +190,9 @@ func (c *conn) forceClose() {
 // finish tells the client and the broker what e says and closes both sockets.
 func (c *conn) finish(e ending) {
 	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.ending = true
+		c.mu.Unlock()
 		c.state.Store(stateEnding)
 		if left := c.clientLeft.Load(); left != nil {
 			e = *left
