@@ -181,7 +181,6 @@ func checkConnectStable(t *testing.T, c *Connect) {
 	}
 }
 
-
 // fuzzConnectBody checks b as the body of a CONNECT.
 func fuzzConnectBody(t *testing.T, body []byte) {
 	raw := append(appendVBI([]byte{0x10}, len(body)), body...)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 const (
@@ -17,15 +18,24 @@ const (
 	retainLimit = 64 << 10
 )
 
+// spillBuffers holds retainLimit-sized buffers for packets larger than the
+// read buffer, shared by all Readers between such packets.
+var spillBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, retainLimit)
+	return &b
+}}
+
 // Reader reads MQTT control packets from a stream with hard limits checked
 // from the fixed header, before the body is read or memory allocated for it
 // (SPEC 4; paho's ReadPacket allocates whatever the header claims, STYLE §1
 // item 1). A Reader is not safe for concurrent use: each socket has one
 // reading goroutine.
 type Reader struct {
-	br    *bufio.Reader
-	max   int
-	spill []byte // reusable buffer for packets larger than br's buffer
+	br  *bufio.Reader
+	max int
+	// spillBox is the pooled buffer holding the last frame when it was
+	// larger than br's buffer; returned to the pool at the next ReadFrame.
+	spillBox *[]byte
 }
 
 // NewReader returns a Reader over r that rejects packets larger than
@@ -64,8 +74,11 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // the limit gives 0x95 without its body being read. Other read errors (a
 // deadline, a reset) are returned wrapped.
 func (r *Reader) ReadFrame() (Frame, error) {
-	if cap(r.spill) > retainLimit {
-		r.spill = nil
+	// The previous frame is done with: give its spill buffer back, so a
+	// connection idle after one large packet holds none (issue 5).
+	if r.spillBox != nil {
+		spillBuffers.Put(r.spillBox)
+		r.spillBox = nil
 	}
 
 	// Peek only as many bytes as the header has announced so far: asking
@@ -142,15 +155,17 @@ func (r *Reader) ReadFrame() (Frame, error) {
 
 // readSpill reads total bytes into r.spill, growing it as data arrives.
 func (r *Reader) readSpill(total int) ([]byte, error) {
-	buf := r.spill[:0]
+	var buf []byte
+	if total <= retainLimit {
+		// A pooled buffer, held until the next ReadFrame.
+		r.spillBox = spillBuffers.Get().(*[]byte)
+		buf = (*r.spillBox)[:0]
+	}
 	for len(buf) < total {
 		if len(buf) == cap(buf) {
-			// At least retainLimit, so packets up to it share one buffer;
-			// above it, never more than the packet needs.
-			n := max(2*cap(buf), retainLimit)
-			if total > retainLimit {
-				n = min(n, total)
-			}
+			// Only above retainLimit: grow with the bytes that arrive,
+			// never beyond what the packet needs.
+			n := min(max(2*cap(buf), retainLimit), total)
 			nb := make([]byte, len(buf), n)
 			copy(nb, buf)
 			buf = nb
@@ -158,11 +173,9 @@ func (r *Reader) readSpill(total int) ([]byte, error) {
 		n, err := io.ReadFull(r.br, buf[len(buf):min(cap(buf), total)])
 		buf = buf[:len(buf)+n]
 		if err != nil {
-			r.spill = buf[:0]
 			return nil, err
 		}
 	}
-	r.spill = buf[:0]
 	return buf[:total:total], nil
 }
 

@@ -199,22 +199,46 @@ func TestReadFrameRawValidUntilNextRead(t *testing.T) {
 	}
 }
 
-// TestReadFrameDropsLargeSpill checks that a large packet's buffer is not
-// kept for the next, idle, read.
-func TestReadFrameDropsLargeSpill(t *testing.T) {
-	r := NewReader(bytes.NewReader(append(publishPacket(100_000, 1), publishPacket(10_000, 2)...)), 1<<20)
-	if _, err := r.ReadFrame(); err != nil {
-		t.Fatal(err)
+// TestReadFrameHoldsNoSpillWhenDone checks that the buffer of a packet
+// larger than the read buffer is held only until the next ReadFrame, so a
+// connection waiting for its next packet pins none (issue 5), and that
+// frames stay intact while they are current.
+func TestReadFrameHoldsNoSpillWhenDone(t *testing.T) {
+	big, medium := publishPacket(100_000, 1), publishPacket(10_000, 2)
+	src := &hookReader{r: bytes.NewReader(append(big, medium...))}
+	r := NewReader(src, 1<<20)
+	f, err := r.ReadFrame()
+	if err != nil || !bytes.Equal(f.Raw, big) {
+		t.Fatalf("first frame: err %v, intact %v", err, bytes.Equal(f.Raw, big))
 	}
-	if cap(r.spill) <= retainLimit {
-		t.Fatalf("spill cap %d after a 100 kB packet, want > %d", cap(r.spill), retainLimit)
+	f, err = r.ReadFrame()
+	if err != nil || !bytes.Equal(f.Raw, medium) {
+		t.Fatalf("second frame: err %v, intact %v", err, bytes.Equal(f.Raw, medium))
 	}
-	if _, err := r.ReadFrame(); err != nil {
-		t.Fatal(err)
+	if r.spillBox == nil {
+		t.Fatal("a 10 kB frame is not in a spill buffer")
 	}
-	if cap(r.spill) > retainLimit {
-		t.Fatalf("spill cap %d, want ≤ %d", cap(r.spill), retainLimit)
+	held := true
+	src.onRead = func() { held = r.spillBox != nil } // runs inside ReadFrame, before it would block
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("third ReadFrame: %v, want io.EOF", err)
 	}
+	if held {
+		t.Fatal("a reader waiting for the next packet still holds a spill buffer")
+	}
+}
+
+// hookReader calls onRead before each Read.
+type hookReader struct {
+	r      io.Reader
+	onRead func()
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	if h.onRead != nil {
+		h.onRead()
+	}
+	return h.r.Read(p)
 }
 
 // TestReadFrameShortPacketDoesNotBlock: a PINGREQ must be returned as soon

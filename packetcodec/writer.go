@@ -1,15 +1,24 @@
 package packetcodec
 
 import (
-	"bufio"
 	"io"
 	"sync"
 )
 
-// writeBufferSize is the bufio buffer of a Writer.
+// writeBufferSize is the buffer of a Writer: writes smaller than it are
+// gathered, larger ones go straight to the socket.
 const writeBufferSize = 4 << 10
 
-// Writer is the single writer of a socket: a mutex-guarded bufio.Writer
+// writeBuffers holds the buffers of Writers that have nothing pending, so an
+// idle connection holds no write buffer at all (issue 5: memory per idle
+// connection); a busy one takes a buffer on its first write after a flush
+// and gives it back on the flush.
+var writeBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, writeBufferSize)
+	return &b
+}}
+
+// Writer is the single writer of a socket: a mutex-guarded buffer
 // (STYLE 24). Both pumps of a connection may write to the same socket (a
 // forwarded packet from one, a locally made answer from the other), so
 // every method locks; whole packets are buffered so they never interleave.
@@ -17,15 +26,18 @@ const writeBufferSize = 4 << 10
 //
 // The flush policy is the caller's: flush when the Reader feeding this
 // Writer has nothing buffered, so a burst of packets becomes one write.
+// As with bufio.Writer, the first write error sticks.
 type Writer struct {
 	mu      sync.Mutex
-	bw      *bufio.Writer
+	w       io.Writer
+	buf     *[]byte // pooled; nil while nothing is pending
+	err     error
 	scratch []byte // encoding buffer for WritePacket, reused under mu
 }
 
-// NewWriter returns a Writer buffering up to 4 KiB for w.
+// NewWriter returns a Writer gathering up to 4 KiB for w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, writeBufferSize)}
+	return &Writer{w: w}
 }
 
 // Write buffers b, which must be whole packets. Larger writes go straight
@@ -33,8 +45,45 @@ func NewWriter(w io.Writer) *Writer {
 func (w *Writer) Write(b []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	_, err := w.bw.Write(b)
-	return err
+	return w.write(b)
+}
+
+func (w *Writer) write(b []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.buf != nil && len(*w.buf)+len(b) > cap(*w.buf) {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	if w.buf == nil {
+		if len(b) >= writeBufferSize {
+			if _, err := w.w.Write(b); err != nil {
+				w.err = err
+			}
+			return w.err
+		}
+		w.buf = writeBuffers.Get().(*[]byte)
+	}
+	*w.buf = append(*w.buf, b...)
+	return nil
+}
+
+// flush writes what is pending and returns the buffer to the pool.
+func (w *Writer) flush() error {
+	if w.buf == nil {
+		return w.err
+	}
+	if len(*w.buf) > 0 && w.err == nil {
+		if _, err := w.w.Write(*w.buf); err != nil {
+			w.err = err
+		}
+	}
+	*w.buf = (*w.buf)[:0]
+	writeBuffers.Put(w.buf)
+	w.buf = nil
+	return w.err
 }
 
 // WritePacket encodes a paho packet (a *packets.ControlPacket, or a
@@ -49,12 +98,10 @@ func (w *Writer) WritePacket(p io.WriterTo) error {
 	if err != nil {
 		return err
 	}
-	if cap(b) <= retainLimit {
-		w.scratch = b
-	} else {
-		w.scratch = nil // do not pin a large buffer on an idle connection
-	}
-	_, err = w.bw.Write(b)
+	err = w.write(b)
+	// The scratch buffer is only needed while encoding: do not pin it on
+	// an idle connection.
+	w.scratch = nil
 	return err
 }
 
@@ -62,7 +109,7 @@ func (w *Writer) WritePacket(p io.WriterTo) error {
 func (w *Writer) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.bw.Flush()
+	return w.flush()
 }
 
 // WriteAndFlush buffers b and flushes, as one locked step: for packets that
@@ -70,8 +117,8 @@ func (w *Writer) Flush() error {
 func (w *Writer) WriteAndFlush(b []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, err := w.bw.Write(b); err != nil {
+	if err := w.write(b); err != nil {
 		return err
 	}
-	return w.bw.Flush()
+	return w.flush()
 }
