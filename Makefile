@@ -6,7 +6,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 30s
 
-.PHONY: help build run test bench bench-smoke fuzz cover lint clean
+.PHONY: help build run test bench bench-smoke bench-go fuzz cover lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,13 @@ test: ## go vet, then every test with the race detector (what CI runs)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-bench: ## Go benchmarks of the codec, token verification, policy checks and CONNECT round trip
+bench: ## end-to-end benchmark: proxy vs direct Mosquitto vs byte relay (vs HAProxy if installed); prints one table
+	$(GO) run ./cmd/mqtt-authproxy-bench
+
+bench-smoke: ## the same benchmark in a few seconds (also run by make test, as a Go test)
+	$(GO) run ./cmd/mqtt-authproxy-bench -smoke
+
+bench-go: ## Go micro-benchmarks: codec, token verification, policy checks, CONNECT round trip
 	$(GO) test -run '^$$' -bench . -benchmem ./packetcodec/ ./authz/... ./test/
 
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

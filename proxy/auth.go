@@ -98,6 +98,11 @@ func (c *conn) reauthenticate(method string, data []byte) {
 	sess := c.newSession(id)
 	c.sess.Store(sess)
 	c.armExpiry(sess.deadline)
+	// Free for the next re-authentication before the client can see the
+	// answer: a client may send its next AUTH as soon as it reads this one.
+	c.mu.Lock()
+	c.reauthBusy = false
+	c.mu.Unlock()
 	ack := &packets.Auth{ReasonCode: packets.AuthSuccess, Properties: &packets.Properties{AuthMethod: method}}
 	if err := c.cw.WritePacket(ack); err == nil {
 		_ = c.cw.Flush()

@@ -382,6 +382,21 @@ func TestReauthMovesExpiry(t *testing.T) {
 	}
 }
 
+// SPEC 2.2: a client may re-authenticate again as soon as it has read the
+// previous AUTH 0x00.
+func TestReauthBackToBack(t *testing.T) {
+	s := newAuthStack(t)
+	c, err := s.connect(t, "busy", "OAUTH2-JWT", s.mint(t, principalA, time.Hour, nil))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	for i := range 20 {
+		if resp := reauth(t, c, "OAUTH2-JWT", s.mint(t, principalA, time.Hour, nil)); !resp.Success {
+			t.Fatalf("re-authentication %d refused: %+v", i, resp)
+		}
+	}
+}
+
 // SPEC 2.2: re-authentication failures end the connection with their codes.
 func TestReauthFailures(t *testing.T) {
 	s := newAuthStack(t)
