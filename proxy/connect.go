@@ -69,6 +69,7 @@ func (c *conn) handshake(ctx context.Context) bool {
 	}
 	c.problemInfo = cp.Properties == nil || cp.Properties.RequestProblemInfo == nil || *cp.Properties.RequestProblemInfo != 0
 	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
+	c.clientID = cp.ClientID // for the audit of a refusal; isolate may assign one
 	c.log = c.log.With("client_id", cp.ClientID)
 
 	id, r := c.authenticate(ctx, cp)

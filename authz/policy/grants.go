@@ -15,6 +15,10 @@ import (
 type Grants struct {
 	publish, subscribe         []rule
 	denyPublish, denySubscribe []rule
+	// The tries index the lists above (same order, same indexes), so that
+	// the per-packet answers do not scan every rule (see trie).
+	publishTrie, subscribeTrie         trie
+	denyPublishTrie, denySubscribeTrie trie
 }
 
 // rule is one resolved filter with what it came from, in file order.
@@ -88,6 +92,10 @@ func (s *Snapshot) Grants(id *authz.Identity, clientID string) *Grants {
 			}
 		}
 	}
+	g.publishTrie = newTrie(g.publish)
+	g.subscribeTrie = newTrieLike(g.subscribe, g.publish, g.publishTrie)
+	g.denyPublishTrie = newTrie(g.denyPublish)
+	g.denySubscribeTrie = newTrieLike(g.denySubscribe, g.denyPublish, g.denyPublishTrie)
 	return g
 }
 
@@ -137,7 +145,11 @@ func (g *Grants) publish1(t string) (authz.Decision, *rule) {
 	if g == nil {
 		return authz.Decision{Reason: authz.NoGrant}, nil
 	}
-	return decide(g.denyPublish, g.publish, t, topic.Match, topic.Match)
+	// Deny wins (SPEC 3.3): the allow rules matter only when no deny does.
+	if d := g.denyPublishTrie.match(t, g.denyPublish); d != noRule {
+		return denial(&g.denyPublish[d])
+	}
+	return allowance(g.publish, g.publishTrie.match(t, g.publish))
 }
 
 // Subscribe decides one SUBSCRIBE filter on its own (SPEC 3.2): the filter
@@ -159,7 +171,15 @@ func (g *Grants) subscribe1(filter string) (authz.Decision, *rule) {
 	if g == nil {
 		return authz.Decision{Reason: authz.NoGrant}, nil
 	}
-	return decide(g.denySubscribe, g.subscribe, inner, topic.Overlap, subset)
+	// Deny assignments are usually few, and a filter is denied when it
+	// merely overlaps one, which the trie does not answer: scan them in
+	// file order.
+	for i := range g.denySubscribe {
+		if topic.Overlap(g.denySubscribe[i].filter, inner) {
+			return denial(&g.denySubscribe[i])
+		}
+	}
+	return allowance(g.subscribe, g.subscribeTrie.subset(inner, g.subscribe))
 }
 
 // Receive decides the delivery of a PUBLISH from the broker (SPEC 3.4): it
@@ -178,30 +198,26 @@ func (g *Grants) receive1(t string) (authz.Decision, *rule) {
 	if g == nil {
 		return authz.Decision{Reason: authz.NoGrant}, nil
 	}
-	return decide(g.denySubscribe, g.subscribe, t, topic.Match, topic.Match)
+	if d := g.denySubscribeTrie.match(t, g.denySubscribe); d != noRule {
+		return denial(&g.denySubscribe[d])
+	}
+	return allowance(g.subscribe, g.subscribeTrie.match(t, g.subscribe))
 }
 
-// decide applies deny, then allow, then default deny, each list in file
-// order, and returns the deciding rule.
-func decide(deny, allow []rule, q string, denies, allows func(filter, q string) bool) (authz.Decision, *rule) {
-	for i := range deny {
-		if denies(deny[i].filter, q) {
-			r := &deny[i]
-			return authz.Decision{Reason: authz.DenyAssignment, TopicSpace: r.space, Template: r.template}, r
-		}
-	}
-	for i := range allow {
-		if allows(allow[i].filter, q) {
-			r := &allow[i]
-			return authz.Decision{Allowed: true, TopicSpace: r.space, Template: r.template}, r
-		}
-	}
-	return authz.Decision{Reason: authz.NoGrant}, nil
+// denial is the decision of deny rule r.
+func denial(r *rule) (authz.Decision, *rule) {
+	return authz.Decision{Reason: authz.DenyAssignment, TopicSpace: r.space, Template: r.template}, r
 }
 
-// subset adapts topic.Subset to decide's argument order (rule filter, then
-// the client's filter).
-func subset(template, filter string) bool { return topic.Subset(filter, template) }
+// allowance is the decision of allow[i], the first allow rule that matches
+// (noRule: none does, denied by default). It returns the deciding rule.
+func allowance(allow []rule, i int32) (authz.Decision, *rule) {
+	if i == noRule {
+		return authz.Decision{Reason: authz.NoGrant}, nil
+	}
+	r := &allow[i]
+	return authz.Decision{Allowed: true, TopicSpace: r.space, Template: r.template}, r
+}
 
 // validTopic reports whether t is a valid, unreserved topic name.
 func validTopic(t string) bool {
