@@ -92,11 +92,17 @@ func (s *Snapshot) Grants(id *authz.Identity, clientID string) *Grants {
 			}
 		}
 	}
+	g.index()
+	return g
+}
+
+// index builds the tries of the rule lists, once per connection, so that
+// every packet after it is answered without scanning the lists (SPEC 3.2).
+func (g *Grants) index() {
 	g.publishTrie = newTrie(g.publish)
 	g.subscribeTrie = newTrieLike(g.subscribe, g.publish, g.publishTrie)
 	g.denyPublishTrie = newTrie(g.denyPublish)
 	g.denySubscribeTrie = newTrieLike(g.denySubscribe, g.denyPublish, g.denyPublishTrie)
-	return g
 }
 
 // spaceFlags returns, per topic space, what the principals hold on it.
@@ -146,10 +152,10 @@ func (g *Grants) publish1(t string) (authz.Decision, *rule) {
 		return authz.Decision{Reason: authz.NoGrant}, nil
 	}
 	// Deny wins (SPEC 3.3): the allow rules matter only when no deny does.
-	if d := g.denyPublishTrie.match(t, g.denyPublish); d != noRule {
+	if d := g.denyPublishTrie.match(t); d != noRule {
 		return denial(&g.denyPublish[d])
 	}
-	return allowance(g.publish, g.publishTrie.match(t, g.publish))
+	return allowance(g.publish, g.publishTrie.match(t))
 }
 
 // Subscribe decides one SUBSCRIBE filter on its own (SPEC 3.2): the filter
@@ -179,7 +185,7 @@ func (g *Grants) subscribe1(filter string) (authz.Decision, *rule) {
 			return denial(&g.denySubscribe[i])
 		}
 	}
-	return allowance(g.subscribe, g.subscribeTrie.subset(inner, g.subscribe))
+	return allowance(g.subscribe, g.subscribeTrie.subset(inner))
 }
 
 // Receive decides the delivery of a PUBLISH from the broker (SPEC 3.4): it
@@ -198,10 +204,10 @@ func (g *Grants) receive1(t string) (authz.Decision, *rule) {
 	if g == nil {
 		return authz.Decision{Reason: authz.NoGrant}, nil
 	}
-	if d := g.denySubscribeTrie.match(t, g.denySubscribe); d != noRule {
+	if d := g.denySubscribeTrie.match(t); d != noRule {
 		return denial(&g.denySubscribe[d])
 	}
-	return allowance(g.subscribe, g.subscribeTrie.match(t, g.subscribe))
+	return allowance(g.subscribe, g.subscribeTrie.match(t))
 }
 
 // denial is the decision of deny rule r.
