@@ -99,6 +99,12 @@ func newTrie(rules []rule) trie {
 			t.odd = append(t.odd, int32(i))
 		}
 	}
+	// Templates share prefixes, so far fewer nodes are used than levels
+	// were reserved; the grants live as long as the connection, so keep
+	// only what is used (issue 5: memory per idle connection).
+	if len(t.nodes) < cap(t.nodes)/2 {
+		t.nodes = append([]trieNode(nil), t.nodes...)
+	}
 	return t
 }
 
