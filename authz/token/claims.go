@@ -82,6 +82,18 @@ func (c claimSet) checkTimes(now time.Time, skew time.Duration) (exp time.Time, 
 	return exp, nil
 }
 
+// notBefore is the latest of nbf and iat (zero without either), once
+// checkTimes has accepted them.
+func (c claimSet) notBefore() time.Time {
+	var latest time.Time
+	for _, name := range [...]string{"nbf", "iat"} {
+		if t, ok, err := c.numericDate(name); ok && err == nil && t.After(latest) {
+			latest = t
+		}
+	}
+	return latest
+}
+
 // checkAudience enforces SPEC 2.1: aud, a string or an array of strings,
 // must contain one accepted audience. A missing or empty aud accepts nothing.
 func (c claimSet) checkAudience(accepted []string) error {

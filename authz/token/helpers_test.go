@@ -91,6 +91,8 @@ type fixtureOptions struct {
 	// beforeRun prepares the IdP before the verifier's first fetch.
 	beforeRun func(*fixture)
 	maxSize   int
+	// noVerifiedCache verifies every token in full (token.Options).
+	noVerifiedCache bool
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -114,10 +116,11 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 		o.config(&f.cfg)
 	}
 	f.v, err = token.NewVerifier(f.cfg, token.Options{
-		Logger:       slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer:   f.reg,
-		Now:          now,
-		MaxTokenSize: o.maxSize,
+		Logger:          slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer:      f.reg,
+		Now:             now,
+		MaxTokenSize:    o.maxSize,
+		NoVerifiedCache: o.noVerifiedCache,
 	})
 	if err != nil {
 		t.Fatalf("NewVerifier: %v", err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 )
 
 // SPEC 5: Cache-Control parsing.
@@ -152,4 +154,21 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("decodeClaims: %v", err)
 		}
 	})
+}
+
+// The verified-token cache never holds more than verifiedCacheSize entries,
+// whatever number of distinct tokens arrive.
+func TestVerifiedCacheBounded(t *testing.T) {
+	now := time.Now()
+	kc := &keyCache{}
+	set := &keyState{fetchedAt: now}
+	kc.state.Store(set)
+	var c verifiedCache
+	for i := range 3 * verifiedCacheSize {
+		key := verifiedKey("OAUTH2-JWT", []byte(strings.Repeat("x", i)))
+		c.store(key, verifiedEntry{id: &authz.Identity{ExpiresAt: now.Add(time.Hour)}, keys: kc, set: set}, now)
+		if n := c.len(); n > verifiedCacheSize {
+			t.Fatalf("after %d stores: %d entries, limit %d", i+1, n, verifiedCacheSize)
+		}
+	}
 }

@@ -14,6 +14,7 @@ type metrics struct {
 	fetchSuccess prometheus.Counter
 	fetchFailure prometheus.Counter
 	overage      prometheus.Counter
+	verifiedHits prometheus.Counter
 }
 
 // newMetrics builds the collectors and registers them with reg when it is
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, lastSuccess func() float64) (*metrics
 			Help: "Accepted tokens with a groups overage; group-based assignments do not apply to them.",
 		}),
 	}
+	m.verifiedHits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mqtt_authproxy_token_verified_cache_hits_total",
+		Help: "Accepted tokens that were the very bytes of a token verified before with the same key set, and were not verified again.",
+	})
 	for _, l := range []string{labelOK, labelOther} {
 		m.verification[l] = verifications.WithLabelValues(l)
 	}
@@ -49,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, lastSuccess func() float64) (*metrics
 		m.verification[s.label] = verifications.WithLabelValues(s.label)
 	}
 	m.collectors = []prometheus.Collector{
-		verifications, fetches, m.overage,
+		verifications, fetches, m.overage, m.verifiedHits,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mqtt_authproxy_token_keys_last_success_timestamp_seconds",
 			Help: "Oldest time of the last successful key set fetch over all configured issuers (0 while one has none).",

@@ -19,15 +19,21 @@ type connectResult struct {
 	ok      int64
 	failed  int64
 	elapsed time.Duration
+	cpu     time.Duration // CPU used by the hop meanwhile; 0 without a hop
 }
 
 // add sums two rounds.
 func (r connectResult) add(o connectResult) connectResult {
-	return connectResult{r.ok + o.ok, r.failed + o.failed, r.elapsed + o.elapsed}
+	return connectResult{r.ok + o.ok, r.failed + o.failed, r.elapsed + o.elapsed, r.cpu + o.cpu}
 }
 
 // rate is successful CONNECT → CONNACK per second.
 func (r connectResult) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+
+// cpuPerConnect is the hop's CPU time per successful connection set-up.
+func (r connectResult) cpuPerConnect() time.Duration {
+	return r.cpu / time.Duration(max(r.ok, 1))
+}
 
 // runConnect has s.connectors workers open connections to t for dur:
 // each dials, sends CONNECT (with a JWT for the proxy, anonymous otherwise),
@@ -37,6 +43,10 @@ func runConnect(ctx context.Context, t *target, id *identity, s settings, dur ti
 	var res connectResult
 	var ok, failed atomic.Int64
 	var fail firstError
+	cpu0, err := hopCPU(t)
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	deadline := start.Add(dur)
 	var wg sync.WaitGroup
@@ -55,6 +65,11 @@ func runConnect(ctx context.Context, t *target, id *identity, s settings, dur ti
 	wg.Wait()
 	res.ok, res.failed = ok.Load(), failed.Load()
 	res.elapsed = time.Since(start)
+	cpu1, err := hopCPU(t)
+	if err != nil {
+		return res, err
+	}
+	res.cpu = cpu1 - cpu0
 	if res.failed > 0 {
 		return res, fmt.Errorf("%d of %d connections failed, first: %w", res.failed, res.ok+res.failed, fail.get())
 	}

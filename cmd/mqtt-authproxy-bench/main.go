@@ -39,6 +39,7 @@ type settings struct {
 	conns      int           // idle connections of the memory cell
 	targets    []string
 	cpuProfile string
+	profileOf  string // the cell -cpuprofile records: "qos1-64" or "connect"
 	proxyBin   string // "" = build ./cmd/mqtt-authproxy
 	publishers int
 	window     int // QoS 1 Publish calls in flight per publisher
@@ -62,7 +63,8 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.DurationVar(&s.duration, "duration", 5*time.Second, "length of each throughput, latency, connect and re-auth cell (smoke: 100ms)")
 	fs.IntVar(&s.conns, "conns", 10000, "idle connections for the memory cell (smoke: 200)")
 	fs.StringVar(&targets, "targets", strings.Join(knownTargets(), ","), "comma-separated subset of "+strings.Join(knownTargets(), ","))
-	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "record the proxy's CPU profile (perf record) during the QoS 1 64 B throughput cell into this file")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "record the proxy's CPU profile (perf record) during the first proxy round of -profile-cell into this file")
+	fs.StringVar(&s.profileOf, "profile-cell", profileQoS1, "the cell -cpuprofile records: "+profileQoS1+" (QoS 1, 64 B throughput) or "+profileConnect)
 	fs.StringVar(&s.proxyBin, "proxy-bin", "", "proxy binary to run (default: go build ./cmd/mqtt-authproxy into a temp dir)")
 	fs.IntVar(&s.publishers, "publishers", 4, "publishers per throughput cell")
 	fs.IntVar(&s.window, "window", 64, "QoS 1 Publish calls in flight per publisher")
@@ -107,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		}
 	}
 	switch {
+	case s.profileOf != profileQoS1 && s.profileOf != profileConnect:
+		return s, fmt.Errorf("-profile-cell: want %s or %s", profileQoS1, profileConnect)
 	case s.duration <= 0 || s.duration > 2*time.Minute:
 		return s, errors.New("-duration must be in (0, 2m]")
 	case s.conns <= 0 || s.conns > 200000:

@@ -7,6 +7,17 @@ import (
 	"time"
 )
 
+// Cells -cpuprofile can record.
+const (
+	profileQoS1    = "qos1-64"
+	profileConnect = "connect"
+)
+
+// profiling reports whether this round of cell on t is the one to record.
+func (b *bench) profiling(t *target, cell string, round int) bool {
+	return b.s.cpuProfile != "" && t.name == targetProxy && b.s.profileOf == cell && round == 0
+}
+
 // startProfile records the CPU profile of t's process with `perf record`
 // for one round of a cell (the proxy binary has no profiling flag of its own) and
 // returns a function that waits for the recording to end. The profile is
@@ -33,7 +44,7 @@ func (b *bench) startProfile(t *target) func() {
 			p.Stop()
 		}
 		if p.cmd.ProcessState != nil && p.cmd.ProcessState.Success() {
-			b.rep.note("CPU profile of the proxy during its first QoS 1, 64 B round: %s (perf record -g; view with `perf report -i %s`)", b.s.cpuProfile, b.s.cpuProfile)
+			b.rep.note("CPU profile of the proxy during its first %s round: %s (perf record -g; view with `perf report -i %s`)", b.s.profileOf, b.s.cpuProfile, b.s.cpuProfile)
 			return
 		}
 		out := lastLines(p.output(), 3)

@@ -80,6 +80,7 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 	}
 	connRow := b.rep.add(fmt.Sprintf("CONNECT → CONNACK, %d connectors (/s)", s.connectors), fmtCount)
 	connRow.note("proxy: JWT (RS256) verified + upstream CONNECT; others: anonymous")
+	connCPURow := b.rep.add("Hop CPU per CONNECT (µs)", fmtMicros)
 	reauthRow := b.rep.add(fmt.Sprintf("Re-authentication AUTH 0x19 → 0x00, %d connections (/s)", s.connectors), fmtCount)
 	reauthRow.note("OAUTH2-JWT: proxy only")
 	memRow := b.rep.add(fmt.Sprintf("RSS per idle connection, %s connections (KiB)", fmtCount(float64(s.conns))), fmtKiB)
@@ -93,7 +94,7 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 	for i, qos := range []byte{0, 1} {
 		b.measureLatency(ctx, i, qos, latRows[qos])
 	}
-	b.measureConnect(ctx, connRow)
+	b.measureConnect(ctx, connRow, connCPURow)
 	b.measureReauth(ctx, reauthRow)
 
 	for _, name := range failed {
@@ -265,7 +266,7 @@ func (b *bench) measureThroughput(ctx context.Context, cellIdx int, c throughput
 	sums := map[string]throughputResult{}
 	failed := b.rounds(what, cellIdx, func(t *target, round int) error {
 		var waitProfile func()
-		if b.s.cpuProfile != "" && t.name == targetProxy && c == (throughputCell{1, 64}) && round == 0 {
+		if c == (throughputCell{1, 64}) && b.profiling(t, profileQoS1, round) {
 			waitProfile = b.startProfile(t)
 		}
 		res, err := runThroughput(ctx, t, b.id, b.s, c, fmt.Sprintf("tp%d-%d-%s", cellIdx, round, t.name), b.slice())
@@ -346,23 +347,35 @@ func (b *bench) measureLatency(ctx context.Context, cellIdx int, qos byte, rows 
 }
 
 // measureConnect fills the connection set-up row.
-func (b *bench) measureConnect(ctx context.Context, r *row) {
+func (b *bench) measureConnect(ctx context.Context, r, cpu *row) {
 	const what = "connect"
 	sums := map[string]connectResult{}
 	failed := b.rounds(what, 0, func(t *target, round int) error {
+		var waitProfile func()
+		if b.profiling(t, profileConnect, round) {
+			waitProfile = b.startProfile(t)
+		}
 		res, err := runConnect(ctx, t, b.id, b.s, b.slice())
+		if waitProfile != nil {
+			waitProfile()
+		}
 		if err != nil {
 			return err
 		}
-		b.log.Info(what, "target", t.name, "round", round, "connections", res.ok, "per_s", fmtCount(res.rate()))
+		b.log.Info(what, "target", t.name, "round", round, "connections", res.ok, "per_s", fmtCount(res.rate()),
+			"hop_cpu_us_per_connect", fmtMicros(micros(res.cpuPerConnect())))
 		sums[t.name] = sums[t.name].add(res)
 		return nil
 	})
 	for _, t := range b.targets {
 		if res, ok := sums[t.name]; ok && !failed[t.name] {
 			r.set(t.name, res.rate())
+			if t.hop {
+				cpu.set(t.name, micros(res.cpuPerConnect()))
+			}
 		} else {
 			r.fail(t.name)
+			cpu.fail(t.name)
 		}
 	}
 }
