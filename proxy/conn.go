@@ -97,6 +97,11 @@ type conn struct {
 	expiry      *time.Timer
 	reauthBusy  bool
 	ending      bool // finish has begun
+	// A stop requested during the handshake: before the CONNACK is on
+	// its way it closes the socket; after, the client has been told it
+	// is connected, so relay carries the stop out with a DISCONNECT.
+	pendingStop *ending
+	connackSent bool
 
 	bg        sync.WaitGroup // re-authentication checks and stop requests in flight
 	closeOnce sync.Once
@@ -136,6 +141,12 @@ func (c *conn) serve(ctx context.Context) {
 func (c *conn) relay(ctx context.Context) {
 	unhook := context.AfterFunc(ctx, func() { c.stop(endShutdown()) })
 	defer unhook()
+	c.mu.Lock()
+	pending := c.pendingStop
+	c.mu.Unlock()
+	if pending != nil {
+		c.stop(*pending)
+	}
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
@@ -157,13 +168,21 @@ func (c *conn) relay(ctx context.Context) {
 // peers with a deadline and callers (timers, Shutdown, policy re-checks)
 // must not wait for a slow client.
 func (c *conn) stop(e ending) {
+	// Checked under mu, which finish and the handshake's last steps also
+	// take: once finish has begun no Add can race relay's final bg.Wait,
+	// and no stop falls between CONNACK and relaying.
+	c.mu.Lock()
 	if c.state.Load() == stateHandshake {
-		c.nc.Close()
+		if c.pendingStop == nil {
+			c.pendingStop = &e
+		}
+		sent := c.connackSent
+		c.mu.Unlock()
+		if !sent {
+			c.nc.Close()
+		}
 		return
 	}
-	// Checked under mu, which finish also takes: once finish has begun no
-	// Add can race relay's final bg.Wait.
-	c.mu.Lock()
 	if c.ending {
 		c.mu.Unlock()
 		return

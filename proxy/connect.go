@@ -97,7 +97,9 @@ func (c *conn) handshake(ctx context.Context) bool {
 	if !c.connectUpstream(ctx, cp, id) {
 		return false
 	}
-	c.state.Store(stateRelay)
+	c.mu.Lock()
+	c.state.Store(stateRelay) // under mu: see stop
+	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.armExpiry(sess.deadline)
 	s.metrics.connects.WithLabelValues(resultSuccess).Inc()

@@ -108,6 +108,14 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 		c.refuse(r)
 		return false
 	}
+	c.mu.Lock()
+	stopped := c.pendingStop != nil
+	c.connackSent = !stopped
+	c.mu.Unlock()
+	if stopped {
+		up.Close()
+		return false
+	}
 	c.relayConnack(ack, cp)
 	if err := c.cw.Flush(); err != nil {
 		up.Close()

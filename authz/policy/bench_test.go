@@ -59,12 +59,23 @@ func benchPolicy(tb testing.TB) (*Snapshot, *authz.Identity) {
 }
 
 // BenchmarkGrantsCompile is the per-connection cost (CONNECT, re-auth,
-// reload re-check).
+// reload re-check) of an identity whose grants are not cached.
 func BenchmarkGrantsCompile(b *testing.B) {
 	s, id := benchPolicy(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		s.Grants(id, "client-1")
+		s.compile(id, "client-1")
+	}
+}
+
+// BenchmarkGrantsCached is the same for an identity whose grants another
+// connection compiled already (reconnects, fleets sharing an identity).
+func BenchmarkGrantsCached(b *testing.B) {
+	s, id := benchPolicy(b)
+	s.Grants(id, "client-1")
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Grants(id, "client-2")
 	}
 }
 

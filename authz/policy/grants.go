@@ -46,12 +46,24 @@ const (
 //
 // The cost is that of the principals' own assignments (indexed at load) and
 // of resolving the templates of the topic spaces they reach, whatever the
-// size of the policy.
+// size of the policy; identities whose grants cannot differ share one
+// compiled copy (grantsCache), so a reconnect pays only a map look-up.
 func (s *Snapshot) Grants(id *authz.Identity, clientID string) *Grants {
-	g := &Grants{}
-	if s == nil {
+	if s == nil || id == nil {
+		return &Grants{}
+	}
+	key := s.grantsKey(id, clientID)
+	if g := s.grants.get(key); g != nil {
 		return g
 	}
+	g := s.compile(id, clientID)
+	s.grants.put(key, g)
+	return g
+}
+
+// compile builds the Grants of id and clientID (see Grants).
+func (s *Snapshot) compile(id *authz.Identity, clientID string) *Grants {
+	g := &Grants{}
 	flags := s.spaceFlags(principals(id))
 	vars := varsOf(id, clientID)
 	for i := range s.spaces {

@@ -130,6 +130,7 @@ func build(cfg Config, files []fileData) (*Snapshot, error) {
 		return nil, errors.Join(b.errs...)
 	}
 	b.warnNothingGranted()
+	b.snap.noteVariables()
 	return b.snap, nil
 }
 

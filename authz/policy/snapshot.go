@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
@@ -27,6 +28,13 @@ type Snapshot struct {
 	byPrincipal     map[string][]int32
 	denyByPrincipal map[string][]int32
 	warnings        []string
+
+	// What the templates refer to besides the authentication name, so
+	// that connections whose grants cannot differ share one compiled copy
+	// (grantsCache).
+	usesClientID bool
+	attrKeys     []string // sorted, unique
+	grants       grantsCache
 }
 
 // topicSpace is a validated topic space.
@@ -117,6 +125,18 @@ func principals(id *authz.Identity) []principal {
 		}
 	}
 	return out
+}
+
+// noteVariables records which variables the templates use.
+func (s *Snapshot) noteVariables() {
+	for _, sp := range s.spaces {
+		for _, t := range sp.templates {
+			s.usesClientID = s.usesClientID || t.UsesClientID()
+			s.attrKeys = t.AttributeKeys(s.attrKeys)
+		}
+	}
+	slices.Sort(s.attrKeys)
+	s.attrKeys = slices.Compact(s.attrKeys)
 }
 
 // varsOf returns the template variables of a connection.

@@ -223,6 +223,27 @@ func (t Template) String() string { return t.src }
 // HasVariables reports whether the template refers to any variable.
 func (t Template) HasVariables() bool { return t.hasVar }
 
+// UsesClientID reports whether the template refers to ${client.clientId}.
+func (t Template) UsesClientID() bool {
+	for _, sg := range t.segs {
+		if sg.kind == clientID {
+			return true
+		}
+	}
+	return false
+}
+
+// AttributeKeys appends to dst the keys of the ${client.attributes.<key>}
+// variables of the template, in template order, possibly repeated.
+func (t Template) AttributeKeys(dst []string) []string {
+	for _, sg := range t.segs {
+		if sg.kind == attribute {
+			dst = append(dst, sg.text)
+		}
+	}
+	return dst
+}
+
 // Resolve returns the filter the template stands for with the values of v,
 // and ok false when it resolves to nothing or to several filters (a
 // multi-valued attribute; see ResolveAll). A template without variables
