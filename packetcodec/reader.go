@@ -1,7 +1,6 @@
 package packetcodec
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,7 @@ import (
 )
 
 const (
-	// readBufferSize is the bufio buffer of a Reader: packets up to this
+	// readBufferSize is the read buffer of a Reader: packets up to this
 	// size are returned as a slice of it, without a copy.
 	readBufferSize = 4 << 10
 	// retainLimit is the largest spill buffer a Reader keeps between
@@ -31,7 +30,7 @@ var spillBuffers = sync.Pool{New: func() any {
 // item 1). A Reader is not safe for concurrent use: each socket has one
 // reading goroutine.
 type Reader struct {
-	br  *bufio.Reader
+	br  *source
 	max int
 	// spillBox is the pooled buffer holding the last frame when it was
 	// larger than br's buffer; returned to the pool at the next ReadFrame.
@@ -44,7 +43,7 @@ type Reader struct {
 // maxPacketSize ≤ 0 or above the protocol maximum means the protocol
 // maximum.
 func NewReader(r io.Reader, maxPacketSize int) *Reader {
-	rd := &Reader{br: bufio.NewReaderSize(r, readBufferSize)}
+	rd := &Reader{br: newSource(r)}
 	rd.SetMaxPacketSize(maxPacketSize)
 	return rd
 }
@@ -129,20 +128,19 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	}
 
 	if total <= r.br.Size() {
-		// Zero copy: the packet is returned as a slice of the bufio buffer.
-		// Discard of bytes already buffered never reads, so the slice stays
-		// intact until the next Peek refills the buffer, i.e. the next
+		// Zero copy: the packet is returned as a slice of the read buffer.
+		// Discard never reads, so the slice stays intact until the next
 		// ReadFrame.
 		raw, err := r.br.Peek(total)
 		if len(raw) < total {
 			return Frame{}, truncated(err)
 		}
-		_, _ = r.br.Discard(total)
+		r.br.Discard(total)
 		raw = raw[:total:total] // an append by the caller must not clobber the buffer
 		return Frame{Type: t, Flags: flags, Raw: raw, Body: raw[hl:]}, nil
 	}
 
-	// Too big for the bufio buffer: copy into the spill buffer. It grows
+	// Too big for the read buffer: copy into the spill buffer. It grows
 	// with the bytes that actually arrive (doubling, from 64 KiB), not to
 	// the size the header claims: with a large limit a peer announcing
 	// 256 MiB and sending nothing must not get 256 MiB allocated.

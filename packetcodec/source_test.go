@@ -1,0 +1,163 @@
+package packetcodec
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// Over a real socket (read inside RawConn.Read) frames arrive intact
+// whatever the segmentation, with pauses in the middle of packets, and the
+// end of the stream is io.EOF between packets.
+func TestReaderOverTCP(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i, n := range []int{0, 10, 3000, 5000, 4085, 4086, 4087, 70000, 1, 200000, 64, 0} {
+		p := publishPacket(n, uint16(i+1))
+		want = append(want, p)
+		stream = append(stream, p...)
+	}
+	client, server := tcpPair(t)
+	go func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for rest := stream; len(rest) > 0; {
+			n := min(len(rest), 1+rng.IntN(6000))
+			if _, err := client.Write(rest[:n]); err != nil {
+				return
+			}
+			rest = rest[n:]
+			if rng.IntN(4) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		client.Close()
+	}()
+	_ = server.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r := NewReader(server, 1<<20)
+	for i, w := range want {
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(f.Raw, w) {
+			t.Fatalf("frame %d: got %d bytes, want %d", i, len(f.Raw), len(w))
+		}
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after the last frame: got %v, want io.EOF", err)
+	}
+}
+
+// A read deadline and a close reach a Reader waiting on a socket as they
+// reach net.Conn.Read: the proxy's keep-alive timeout and shutdown rely on it.
+func TestReaderOverTCPDeadlineAndClose(t *testing.T) {
+	_, server := tcpPair(t)
+	_ = server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	r := NewReader(server, 0)
+	if _, err := r.ReadFrame(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("past the deadline: got %v, want os.ErrDeadlineExceeded", err)
+	}
+
+	_, server = tcpPair(t)
+	_ = server.SetReadDeadline(time.Time{})
+	r = NewReader(server, 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.ReadFrame()
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	server.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("after Close: got %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadFrame still blocked after Close")
+	}
+}
+
+// Readers waiting on idle sockets hold no read buffer (issue 5: memory per
+// idle connection): the heap grows by far less than one buffer per reader.
+func TestReaderIdleSocketHoldsNoBuffer(t *testing.T) {
+	const n = 300
+	type pair struct{ client, server net.Conn }
+	pairs := make([]pair, n)
+	for i := range pairs {
+		pairs[i].client, pairs[i].server = tcpPair(t)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // empties sync.Pool's victim cache too
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	errs := make(chan error, n)
+	readers := make([]*Reader, n)
+	for i, p := range pairs {
+		readers[i] = NewReader(p.server, 0)
+		if _, err := p.client.Write(publishPacket(100, 1)); err != nil {
+			t.Fatal(err)
+		}
+		go func(r *Reader) {
+			if _, err := r.ReadFrame(); err != nil {
+				errs <- err
+				return
+			}
+			_, err := r.ReadFrame() // waits: nothing more is sent
+			errs <- err
+		}(readers[i])
+	}
+	time.Sleep(200 * time.Millisecond) // every reader is past its first frame and waiting
+	perReader := float64(heap()-before) / n
+	for _, p := range pairs {
+		p.client.Close()
+	}
+	for range n {
+		if err := <-errs; err != io.EOF {
+			t.Fatalf("reader ended with %v, want io.EOF", err)
+		}
+	}
+	if perReader > readBufferSize/2 {
+		t.Errorf("heap per idle reader: %.0f bytes, want well under the %d-byte read buffer", perReader, readBufferSize)
+	}
+	t.Logf("heap per idle reader: %.0f bytes", perReader)
+}
