@@ -39,7 +39,10 @@ func (r connectResult) cpuPerConnect() time.Duration {
 // each dials, sends CONNECT (with a JWT for the proxy, anonymous otherwise),
 // waits for CONNACK 0x00, sends DISCONNECT and closes. The client id is
 // unique per connection, so no session is taken over.
-func runConnect(ctx context.Context, t *target, id *identity, s settings, dur time.Duration) (connectResult, error) {
+//
+// token gives the n-th connection's token ("" for anonymous); false ends
+// the worker (the fresh tokens ran out).
+func runConnect(ctx context.Context, t *target, s settings, dur time.Duration, token func(n int) (string, bool)) (connectResult, error) {
 	var res connectResult
 	var ok, failed atomic.Int64
 	var fail firstError
@@ -53,7 +56,11 @@ func runConnect(ctx context.Context, t *target, id *identity, s settings, dur ti
 	for w := range s.connectors {
 		wg.Go(func() {
 			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
-				if err := connectOnce(t.addr, connectPacket(fmt.Sprintf("bench-c%d-%d", w, n), t.token(id, n), 30)); err != nil {
+				tok, more := token(n)
+				if !more {
+					return
+				}
+				if err := connectOnce(t.addr, connectPacket(fmt.Sprintf("bench-c%d-%d", w, n), tok, 30)); err != nil {
 					failed.Add(1)
 					fail.set(err)
 					continue

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token/tokentest"
@@ -30,7 +33,12 @@ const (
 // templates in order does the most work.
 type identity struct {
 	issuer *tokentest.Issuer
-	tokens []string // distinct valid tokens of benchPrincipal (re-authentication alternates them)
+	tokens []string // valid tokens of benchPrincipal, reused across connections
+	// fresh are distinct tokens of benchPrincipal that are each used once,
+	// so the proxy verifies every one in full: a device's first CONNECT of
+	// the hour, a refreshed token at re-authentication.
+	fresh     []string
+	nextFresh atomic.Int64
 }
 
 // newIdentity starts the issuer and mints n tokens valid for ttl.
@@ -49,6 +57,39 @@ func newIdentity(n int, ttl time.Duration) (*identity, error) {
 		id.tokens = append(id.tokens, tok)
 	}
 	return id, nil
+}
+
+// mintFresh mints n distinct tokens (a jti claim tells them apart) on all
+// cores.
+func (id *identity) mintFresh(n int, ttl time.Duration) error {
+	id.fresh = make([]string, n)
+	var next atomic.Int64
+	var fail firstError
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n && fail.get() == nil; i = int(next.Add(1)) - 1 {
+				tok, err := id.issuer.MintEntra(benchTenant, benchPrincipal, 2, map[string]any{"jti": fmt.Sprintf("fresh-%d", i)}, ttl)
+				if err != nil {
+					fail.set(fmt.Errorf("mint token: %w", err))
+					return
+				}
+				id.fresh[i] = tok
+			}
+		})
+	}
+	wg.Wait()
+	return fail.get()
+}
+
+// freshToken returns a token never handed out before, or false when all
+// have been.
+func (id *identity) freshToken() (string, bool) {
+	i := int(id.nextFresh.Add(1)) - 1
+	if i >= len(id.fresh) {
+		return "", false
+	}
+	return id.fresh[i], true
 }
 
 // token returns the i-th token, cycling.

@@ -40,12 +40,15 @@ type settings struct {
 	targets    []string
 	cpuProfile string
 	profileOf  string // the cell -cpuprofile records: "qos1-64" or "connect"
-	proxyBin   string // "" = build ./cmd/mqtt-authproxy
-	publishers int
-	window     int // QoS 1 Publish calls in flight per publisher
-	rate       int // latency messages per second
-	connectors int // concurrent connectors / re-authenticating connections
-	rounds     int // each cell is split into this many interleaved rounds
+	// freshTokens is how many never-seen tokens each of the fresh-token
+	// connect and re-auth cells may use.
+	freshTokens int
+	proxyBin    string // "" = build ./cmd/mqtt-authproxy
+	publishers  int
+	window      int // QoS 1 Publish calls in flight per publisher
+	rate        int // latency messages per second
+	connectors  int // concurrent connectors / re-authenticating connections
+	rounds      int // each cell is split into this many interleaved rounds
 
 	quiet      time.Duration // a drain ends after this long without a delivery
 	drainLimit time.Duration // a drain ends after this long in any case
@@ -70,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.window, "window", 64, "QoS 1 Publish calls in flight per publisher")
 	fs.IntVar(&s.rate, "rate", 2000, "messages per second of the latency cells")
 	fs.IntVar(&s.connectors, "connectors", 16, "concurrent connectors (connect cell) and connections (re-auth cell)")
+	fs.IntVar(&s.freshTokens, "fresh-tokens", 3000, "never-seen tokens for each of the new-token connect and re-auth cells, minted before the run (smoke: 50)")
 	fs.IntVar(&s.rounds, "rounds", 3, "split each throughput, latency and connect cell into this many rounds, interleaving the targets (smoke: 1)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
@@ -89,6 +93,9 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		}
 		if !set["rounds"] {
 			s.rounds = 1
+		}
+		if !set["fresh-tokens"] {
+			s.freshTokens = 50
 		}
 		s.quiet, s.drainLimit, s.settle = 200*time.Millisecond, 5*time.Second, 100*time.Millisecond
 	}
@@ -123,6 +130,8 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		return s, errors.New("-rate must be in [1, 100000]")
 	case s.connectors <= 0 || s.connectors > 1024:
 		return s, errors.New("-connectors must be in [1, 1024]")
+	case s.freshTokens <= 0 || s.freshTokens > 100000:
+		return s, errors.New("-fresh-tokens must be in [1, 100000]")
 	case s.rounds <= 0 || s.rounds > 20 || s.duration/time.Duration(s.rounds) < 10*time.Millisecond:
 		return s, errors.New("-rounds must be in [1, 20] and leave at least 10ms per round")
 	}

@@ -24,9 +24,10 @@ type reauthResult struct {
 func (r reauthResult) rate() float64 { return float64(r.ok) / r.elapsed.Seconds() }
 
 // runReauth opens s.connectors authenticated connections through t and has
-// each re-authenticate in a loop for s.duration (SPEC 2.2): AUTH 0x19 with a
-// fresh token of the same principal (alternating between the minted ones),
-// expecting AUTH 0x00.
+// each re-authenticate in a loop for s.duration or until the fresh tokens
+// run out (SPEC 2.2): AUTH 0x19 with a token of the same principal that the
+// proxy has never seen, as a client's refreshed token is, expecting AUTH
+// 0x00.
 func runReauth(ctx context.Context, t *target, id *identity, s settings) (reauthResult, error) {
 	var res reauthResult
 	clients := make([]*paho.Client, 0, s.connectors)
@@ -49,10 +50,14 @@ func runReauth(ctx context.Context, t *target, id *identity, s settings) (reauth
 	start := time.Now()
 	deadline := start.Add(s.duration)
 	var wg sync.WaitGroup
-	for w, c := range clients {
+	for _, c := range clients {
 		wg.Go(func() {
-			for n := w + 1; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
-				if err := reauthOnce(ctx, c, id.token(n)); err != nil {
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				tok, more := id.freshToken()
+				if !more {
+					return
+				}
+				if err := reauthOnce(ctx, c, tok); err != nil {
 					fail.set(err)
 					return
 				}
