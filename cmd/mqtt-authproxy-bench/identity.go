@@ -36,9 +36,20 @@ type identity struct {
 	tokens []string // valid tokens of benchPrincipal, reused across connections
 	// fresh are distinct tokens of benchPrincipal that are each used once,
 	// so the proxy verifies every one in full: a device's first CONNECT of
-	// the hour, a refreshed token at re-authentication.
-	fresh     []string
-	nextFresh atomic.Int64
+	// the hour (freshConnect), a refreshed token at re-authentication
+	// (freshReauth).
+	fresh [2]freshPool
+}
+
+// Fresh token pools, one per cell so that one cannot starve the other.
+const (
+	freshConnect = iota
+	freshReauth
+)
+
+type freshPool struct {
+	tokens []string
+	next   atomic.Int64
 }
 
 // newIdentity starts the issuer and mints n tokens valid for ttl.
@@ -59,10 +70,13 @@ func newIdentity(n int, ttl time.Duration) (*identity, error) {
 	return id, nil
 }
 
-// mintFresh mints n distinct tokens (a jti claim tells them apart) on all
-// cores.
+// mintFresh mints n distinct tokens for each fresh pool (a jti claim tells
+// them apart) on all cores.
 func (id *identity) mintFresh(n int, ttl time.Duration) error {
-	id.fresh = make([]string, n)
+	half := n
+	all := make([]string, 2*half)
+	defer func() { id.fresh[freshConnect].tokens, id.fresh[freshReauth].tokens = all[:half], all[half:] }()
+	n *= 2
 	var next atomic.Int64
 	var fail firstError
 	var wg sync.WaitGroup
@@ -74,7 +88,7 @@ func (id *identity) mintFresh(n int, ttl time.Duration) error {
 					fail.set(fmt.Errorf("mint token: %w", err))
 					return
 				}
-				id.fresh[i] = tok
+				all[i] = tok
 			}
 		})
 	}
@@ -82,14 +96,15 @@ func (id *identity) mintFresh(n int, ttl time.Duration) error {
 	return fail.get()
 }
 
-// freshToken returns a token never handed out before, or false when all
-// have been.
-func (id *identity) freshToken() (string, bool) {
-	i := int(id.nextFresh.Add(1)) - 1
-	if i >= len(id.fresh) {
+// freshToken returns a token of pool never handed out before, or false
+// when all have been.
+func (id *identity) freshToken(pool int) (string, bool) {
+	p := &id.fresh[pool]
+	i := int(p.next.Add(1)) - 1
+	if i >= len(p.tokens) {
 		return "", false
 	}
-	return id.fresh[i], true
+	return p.tokens[i], true
 }
 
 // token returns the i-th token, cycling.

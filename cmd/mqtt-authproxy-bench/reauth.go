@@ -53,7 +53,7 @@ func runReauth(ctx context.Context, t *target, id *identity, s settings) (reauth
 	for _, c := range clients {
 		wg.Go(func() {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				tok, more := id.freshToken()
+				tok, more := id.freshToken(freshReauth)
 				if !more {
 					return
 				}

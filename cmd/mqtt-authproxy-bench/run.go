@@ -46,7 +46,7 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 	}
 	defer id.Close()
 	mintStart := time.Now()
-	if err := id.mintFresh(2*s.freshTokens, time.Hour); err != nil {
+	if err := id.mintFresh(s.freshTokens, time.Hour); err != nil {
 		return nil, err
 	}
 	log.Info("minted fresh tokens", "n", 2*s.freshTokens, "took", time.Since(mintStart).Round(time.Millisecond))
@@ -402,7 +402,7 @@ func (b *bench) measureConnectFresh(ctx context.Context, ref, r, cpu *row) {
 		if t.name != targetProxy || !b.alive(t, what) {
 			continue
 		}
-		res, err := runConnect(ctx, t, b.s, b.s.duration, func(int) (string, bool) { return b.id.freshToken() })
+		res, err := runConnect(ctx, t, b.s, b.s.duration, func(int) (string, bool) { return b.id.freshToken(freshConnect) })
 		if err != nil {
 			b.fail(fmt.Errorf("%s on %s: %w", what, t.name, err))
 			r.fail(t.name)
