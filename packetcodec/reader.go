@@ -8,9 +8,14 @@ import (
 )
 
 const (
-	// readBufferSize is the read buffer of a Reader: packets up to this
-	// size are returned as a slice of it, without a copy.
-	readBufferSize = 4 << 10
+	// readBufferSize is the read buffer of a Reader on a socket: packets
+	// up to this size are returned as a slice of it, without a copy, and
+	// a burst of them is one read. Idle sockets hold none (source), so
+	// only busy connections pay for its size.
+	readBufferSize = 16 << 10
+	// streamBufferSize is the read buffer of a Reader on another stream
+	// (TLS, WebSocket), which keeps it while waiting.
+	streamBufferSize = 4 << 10
 	// retainLimit is the largest spill buffer a Reader keeps between
 	// frames; a bigger one is dropped before the next read so an idle
 	// connection does not pin memory for one large packet.

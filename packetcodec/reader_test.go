@@ -137,7 +137,10 @@ func TestReadFrameLimit(t *testing.T) {
 func TestReadFrameStream(t *testing.T) {
 	var stream []byte
 	var want [][]byte
-	for i, n := range []int{0, 10, 3000, 5000, 4085, 4086, 4087, 70000, 1, 200000, 64} {
+	// Totals around both buffer sizes: publishPacket(n) is n+11 bytes
+	// while its body is under 16 KiB (4096 and 16384 bytes at 4085 and
+	// 16373).
+	for i, n := range []int{0, 10, 3000, 5000, 4084, 4085, 4086, 70000, 1, 200000, 64, 16372, 16373, 16374} {
 		p := publishPacket(n, uint16(i+1))
 		want = append(want, p)
 		stream = append(stream, p...)

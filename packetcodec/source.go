@@ -7,13 +7,20 @@ import (
 	"syscall"
 )
 
-// readBuffers are the read buffers of all Readers: a Reader holds one only
-// while it has unread bytes, so thousands of idle connections hold none
-// (issue 5: memory per idle connection).
-var readBuffers = sync.Pool{New: func() any {
-	b := make([]byte, readBufferSize)
-	return &b
-}}
+// readBuffers are the read buffers of Readers on sockets: such a Reader
+// holds one only while it has unread bytes, so thousands of idle
+// connections hold none (issue 5: memory per idle connection).
+// streamBuffers serve Readers on other streams.
+var (
+	readBuffers = sync.Pool{New: func() any {
+		b := make([]byte, readBufferSize)
+		return &b
+	}}
+	streamBuffers = sync.Pool{New: func() any {
+		b := make([]byte, streamBufferSize)
+		return &b
+	}}
+)
 
 // source is the buffered byte stream under a Reader: bufio.Reader's Peek,
 // Discard and Read, with a buffer taken from readBuffers when bytes arrive
@@ -29,16 +36,17 @@ var readBuffers = sync.Pool{New: func() any {
 type source struct {
 	rd   io.Reader
 	raw  syscall.RawConn // nil unless rd is a socket
+	pool *sync.Pool      // readBuffers on a socket, streamBuffers otherwise
 	buf  *[]byte         // nil while empty
 	r, w int             // unread bytes are (*buf)[r:w]
 	err  error           // sticky read error, returned once the buffer is drained
 }
 
 func newSource(rd io.Reader) *source {
-	s := &source{rd: rd}
+	s := &source{rd: rd, pool: &streamBuffers}
 	if sc, ok := rd.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw = raw
+			s.raw, s.pool = raw, &readBuffers
 		}
 	}
 	return s
@@ -48,7 +56,12 @@ func newSource(rd io.Reader) *source {
 func (s *source) Buffered() int { return s.w - s.r }
 
 // Size is the buffer size: the longest Peek.
-func (s *source) Size() int { return readBufferSize }
+func (s *source) Size() int {
+	if s.raw != nil {
+		return readBufferSize
+	}
+	return streamBufferSize
+}
 
 // release gives the buffer back when it holds nothing unread. Only fill
 // calls it, when a read would block: by then the Reader has returned its
@@ -56,7 +69,7 @@ func (s *source) Size() int { return readBufferSize }
 // the buffer is in use, and a connection with traffic keeps its buffer.
 func (s *source) release() {
 	if s.buf != nil && s.r == s.w {
-		readBuffers.Put(s.buf)
+		s.pool.Put(s.buf)
 		s.buf, s.r, s.w = nil, 0, 0
 	}
 }
@@ -112,7 +125,7 @@ func (s *source) Read(p []byte) (int, error) {
 func (s *source) fill() {
 	if s.raw == nil {
 		if s.buf == nil {
-			s.buf = readBuffers.Get().(*[]byte)
+			s.buf = s.pool.Get().(*[]byte)
 		}
 		n, err := s.rd.Read((*s.buf)[s.w:])
 		s.w += n
@@ -127,7 +140,7 @@ func (s *source) fill() {
 	var rerr error
 	err := s.raw.Read(func(fd uintptr) bool {
 		if s.buf == nil {
-			s.buf = readBuffers.Get().(*[]byte)
+			s.buf = s.pool.Get().(*[]byte)
 		}
 		for {
 			n, rerr = syscall.Read(int(fd), (*s.buf)[s.w:])

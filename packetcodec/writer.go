@@ -7,7 +7,9 @@ import (
 
 // writeBufferSize is the buffer of a Writer: writes smaller than it are
 // gathered, larger ones go straight to the socket.
-const writeBufferSize = 4 << 10
+// Only busy connections hold one (writeBuffers), so it is sized for bursts
+// of 4 KiB messages rather than for idle memory.
+const writeBufferSize = 16 << 10
 
 // writeBuffers holds the buffers of Writers that have nothing pending, so an
 // idle connection holds no write buffer at all (issue 5: memory per idle
@@ -35,7 +37,7 @@ type Writer struct {
 	scratch []byte // encoding buffer for WritePacket, reused under mu
 }
 
-// NewWriter returns a Writer gathering up to 4 KiB for w.
+// NewWriter returns a Writer gathering up to 16 KiB for w.
 func NewWriter(w io.Writer) *Writer {
 	return &Writer{w: w}
 }
