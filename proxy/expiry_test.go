@@ -157,3 +157,40 @@ func TestExpiryTimer(t *testing.T) {
 		})
 	}
 }
+
+// A shutdown that arrives while the successful CONNACK is on its way (the
+// client has not read it yet) must not drop the connection silently: the
+// client has been told it is connected, so it gets its CONNACK and then
+// DISCONNECT 0x8B (SPEC 6). net.Pipe makes the CONNACK write wait for the
+// client's read, holding the handshake exactly in that window.
+func TestShutdownDuringConnackSendsDisconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &pipeDialer{brokers: make(chan net.Conn, 1)}
+		srv, err := New(DefaultConfig(), Options{Authenticator: fakeAuth{}, Dialer: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, server := net.Pipe()
+		defer client.Close()
+		srv.ServeConn(context.Background(), server)
+		go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+		fakeBroker(t, <-d.brokers)
+		synctest.Wait() // the proxy is blocked writing the CONNACK
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- srv.Shutdown(context.Background()) }()
+		synctest.Wait() // Shutdown has asked the connection to stop
+
+		r := packetcodec.NewReader(client, 1<<20)
+		f, err := r.ReadFrame()
+		if err != nil || f.Type != packets.CONNACK || f.Body[1] != 0 {
+			t.Fatalf("CONNACK: %v % x", err, f.Raw)
+		}
+		f, err = r.ReadFrame()
+		if err != nil || f.Type != packets.DISCONNECT || f.Body[0] != packets.DisconnectServerShuttingDown {
+			t.Fatalf("after CONNACK: %v % x, want DISCONNECT 0x8B", err, f.Raw)
+		}
+		if err := <-shutdown; err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	})
+}
