@@ -6,7 +6,9 @@ import (
 )
 
 // Identity is an authenticated client principal, produced by authz/token from
-// a verified token and consumed by authz/policy to compile grants.
+// a verified token and consumed by authz/policy to compile grants. Its
+// slices and map may be shared with other identities (the verifier's cache
+// of verified tokens hands out shallow copies): treat them as read-only.
 type Identity struct {
 	// AuthenticationName is the principal's value: the Entra object id (oid)
 	// or the configured principal claim of a generic OIDC issuer (SPEC 2.1).

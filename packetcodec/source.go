@@ -2,7 +2,6 @@ package packetcodec
 
 import (
 	"io"
-	"os"
 	"sync"
 	"syscall"
 )
@@ -26,8 +25,9 @@ var (
 // Discard and Read, with a buffer taken from readBuffers when bytes arrive
 // and given back when they are all consumed and the next read would block.
 //
-// On a socket (a syscall.Conn such as *net.TCPConn) the read system call is
-// made inside RawConn.Read, so a Reader waiting for its peer holds no buffer
+// On a plain socket (*net.TCPConn or *net.UnixConn itself, not a type that
+// wraps one and may change what Read returns) on a Unix system, the read
+// system call is made inside RawConn.Read, so a Reader waiting for its peer holds no buffer
 // at all: the buffer is taken just before the read and returned when the
 // read would block. Go's own netFD read works the same way (read, then wait
 // on EAGAIN), so this costs no extra system call. Other streams (TLS,
@@ -44,10 +44,8 @@ type source struct {
 
 func newSource(rd io.Reader) *source {
 	s := &source{rd: rd, pool: &streamBuffers}
-	if sc, ok := rd.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			s.raw, s.pool = raw, &readBuffers
-		}
+	if raw := rawConnOf(rd); raw != nil {
+		s.raw, s.pool = raw, &readBuffers
 	}
 	return s
 }
@@ -121,49 +119,40 @@ func (s *source) Read(p []byte) (int, error) {
 }
 
 // fill reads once into the free space of the buffer, taking one from the
-// pool if needed; a read error is kept in s.err.
+// pool if needed. A read error is kept in s.err and returned by every later
+// Peek and Read once the buffer is drained (unlike bufio, which returns it
+// once): a Reader is done after its first error. The buffer goes back to
+// the pool then if it holds nothing unread.
 func (s *source) fill() {
-	if s.raw == nil {
-		if s.buf == nil {
-			s.buf = s.pool.Get().(*[]byte)
-		}
+	if s.raw != nil {
+		s.fillRaw()
+	} else {
+		s.fillStream()
+	}
+	if s.err != nil {
+		s.release()
+	}
+}
+
+// maxEmptyReads is how many (0, nil) reads in a row a stream may return
+// before the source gives up with io.ErrNoProgress, as bufio does.
+const maxEmptyReads = 100
+
+// fillStream reads with the stream's own Read, holding the buffer.
+func (s *source) fillStream() {
+	if s.buf == nil {
+		s.buf = s.pool.Get().(*[]byte)
+	}
+	for range maxEmptyReads {
 		n, err := s.rd.Read((*s.buf)[s.w:])
 		s.w += n
 		if err != nil {
 			s.err = err
-		} else if n == 0 {
-			s.err = io.ErrNoProgress
+			return
 		}
-		return
+		if n > 0 {
+			return
+		}
 	}
-	var n int
-	var rerr error
-	err := s.raw.Read(func(fd uintptr) bool {
-		if s.buf == nil {
-			s.buf = s.pool.Get().(*[]byte)
-		}
-		for {
-			n, rerr = syscall.Read(int(fd), (*s.buf)[s.w:])
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			// Nothing to read: wait for the peer without a buffer,
-			// unless it holds the start of a packet.
-			s.release()
-			return false
-		}
-		return true
-	})
-	switch {
-	case err != nil: // deadline, closed: as net.Conn.Read reports them
-		s.err = err
-	case rerr != nil:
-		s.err = os.NewSyscallError("read", rerr)
-	case n == 0:
-		s.err = io.EOF
-	default:
-		s.w += n
-	}
+	s.err = io.ErrNoProgress
 }

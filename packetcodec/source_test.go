@@ -161,3 +161,33 @@ func TestReaderIdleSocketHoldsNoBuffer(t *testing.T) {
 	}
 	t.Logf("heap per idle reader: %.0f bytes", perReader)
 }
+
+// countingConn wraps a TCP connection and changes nothing but counting the
+// Reads, as a PROXY-protocol or byte-counting wrapper would.
+type countingConn struct {
+	*net.TCPConn
+	reads int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads++
+	return c.TCPConn.Read(p)
+}
+
+// A type that embeds a socket but has its own Read is read through that
+// Read, never around it.
+func TestReaderUsesWrappersRead(t *testing.T) {
+	client, server := tcpPair(t)
+	wrapped := &countingConn{TCPConn: server.(*net.TCPConn)}
+	p := publishPacket(100, 1)
+	if _, err := client.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewReader(wrapped, 0).ReadFrame()
+	if err != nil || !bytes.Equal(f.Raw, p) {
+		t.Fatalf("frame: %v, intact %v", err, bytes.Equal(f.Raw, p))
+	}
+	if wrapped.reads == 0 {
+		t.Fatal("the wrapper's Read was bypassed")
+	}
+}

@@ -141,10 +141,7 @@ func (c *conn) serve(ctx context.Context) {
 func (c *conn) relay(ctx context.Context) {
 	unhook := context.AfterFunc(ctx, func() { c.stop(endShutdown()) })
 	defer unhook()
-	c.mu.Lock()
-	pending := c.pendingStop
-	c.mu.Unlock()
-	if pending != nil {
+	if pending := c.pending(); pending != nil {
 		c.stop(*pending)
 	}
 	upDone := make(chan struct{})

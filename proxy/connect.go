@@ -26,6 +26,7 @@ const (
 	resultInvalidClientID   = "invalid_client_id"
 	resultWillDenied        = "will_denied"
 	resultUpstreamRefused   = "upstream_refused"
+	resultStopped           = "stopped" // shutdown or policy re-check before the CONNACK
 )
 
 // refusal is a CONNACK the proxy answers itself before closing.

@@ -194,3 +194,89 @@ func TestShutdownDuringConnackSendsDisconnect(t *testing.T) {
 		}
 	})
 }
+
+// blockingAuth is fakeAuth that waits for release before answering.
+type blockingAuth struct {
+	fakeAuth
+	entered, release chan struct{}
+}
+
+func (b blockingAuth) Verify(ctx context.Context, m string, data []byte) (*authz.Identity, error) {
+	close(b.entered)
+	<-b.release
+	return b.fakeAuth.Verify(ctx, m, data)
+}
+
+// A shutdown while the token is being verified closes the client and
+// never dials the broker: no session is created or taken over for a
+// client that is gone.
+func TestShutdownDuringAuthenticationDoesNotDial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &pipeDialer{brokers: make(chan net.Conn, 1)}
+		auth := blockingAuth{entered: make(chan struct{}), release: make(chan struct{})}
+		srv, err := New(DefaultConfig(), Options{Authenticator: auth, Dialer: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, server := net.Pipe()
+		defer client.Close()
+		srv.ServeConn(context.Background(), server)
+		go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+		<-auth.entered
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- srv.Shutdown(context.Background()) }()
+		synctest.Wait()
+		close(auth.release)
+		if err := <-shutdown; err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		select {
+		case b := <-d.brokers:
+			b.Close()
+			t.Fatal("the broker was dialled for a connection stopped during authentication")
+		default:
+		}
+		if f, err := packetcodec.NewReader(client, 1<<20).ReadFrame(); err == nil {
+			t.Fatalf("client got % x, want the connection closed", f.Raw)
+		}
+	})
+}
+
+// A shutdown after the broker accepted the CONNECT but before the proxy
+// relayed the CONNACK ends the broker session cleanly (DISCONNECT 0x00:
+// no Will), since the client never learns it was connected.
+func TestShutdownBeforeConnackDisconnectsUpstream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &pipeDialer{brokers: make(chan net.Conn, 1)}
+		srv, err := New(DefaultConfig(), Options{Authenticator: fakeAuth{}, Dialer: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, server := net.Pipe()
+		defer client.Close()
+		srv.ServeConn(context.Background(), server)
+		go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+		broker := <-d.brokers
+		defer broker.Close()
+		br := packetcodec.NewReader(broker, 1<<20)
+		if f, err := br.ReadFrame(); err != nil || f.Type != packets.CONNECT {
+			t.Fatalf("broker: first packet %v, err %v", f.Type, err)
+		}
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- srv.Shutdown(context.Background()) }()
+		synctest.Wait() // stop recorded; the proxy waits for the CONNACK
+		if _, err := broker.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := br.ReadFrame()
+		if err != nil || f.Type != packets.DISCONNECT || (len(f.Body) > 0 && f.Body[0] != 0) {
+			t.Fatalf("broker got %v % x, want DISCONNECT 0x00", err, f.Raw)
+		}
+		if err := <-shutdown; err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		if f, err := packetcodec.NewReader(client, 1<<20).ReadFrame(); err == nil {
+			t.Fatalf("client got % x, want the connection closed without CONNACK", f.Raw)
+		}
+	})
+}

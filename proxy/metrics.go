@@ -61,7 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"direction", "type"}),
 	}
 	for _, r := range []string{resultSuccess, resultNoConnect, resultProtocolError, resultUnsupportedV3, resultBadMethod,
-		resultNotAuthorized, resultServerUnavailable, resultServerBusy, resultInvalidClientID, resultWillDenied, resultUpstreamRefused} {
+		resultNotAuthorized, resultServerUnavailable, resultServerBusy, resultInvalidClientID, resultWillDenied, resultUpstreamRefused, resultStopped} {
 		m.connects.WithLabelValues(r)
 	}
 	for _, a := range []authz.Action{authz.Publish, authz.Subscribe, authz.Receive} {

@@ -51,6 +51,12 @@ func randomID() string {
 // CONNACK and relays it to the client. It reports whether relaying starts.
 func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id *authz.Identity) bool {
 	s := c.srv
+	if e := c.pending(); e != nil {
+		// Stopped while authenticating (shutdown, say): the client
+		// socket is closed; do not dial, let alone take over a session.
+		c.stoppedInHandshake(*e)
+		return false
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Upstream.DialTimeout)
 	defer cancel()
 	up, err := s.opts.Dialer.DialContext(ctx, "tcp", s.cfg.Upstream.Address)
@@ -109,11 +115,21 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 		return false
 	}
 	c.mu.Lock()
-	stopped := c.pendingStop != nil
-	c.connackSent = !stopped
+	pending := c.pendingStop
+	c.connackSent = pending == nil
 	c.mu.Unlock()
-	if stopped {
+	if pending != nil {
+		// The broker has accepted the session but the client will never
+		// hear of it: end it upstream as the stop asks (a shutdown
+		// discards the Will).
+		if pending.upstreamClean {
+			_ = up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+			if err := c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}}); err == nil {
+				_ = c.uw.Flush()
+			}
+		}
 		up.Close()
+		c.stoppedInHandshake(*pending)
 		return false
 	}
 	c.relayConnack(ack, cp)
@@ -122,6 +138,19 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 		return false
 	}
 	return true
+}
+
+// pending returns the stop requested during the handshake, if any.
+func (c *conn) pending() *ending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendingStop
+}
+
+// stoppedInHandshake records a connection stopped before its CONNACK.
+func (c *conn) stoppedInHandshake(e ending) {
+	c.srv.metrics.connects.WithLabelValues(resultStopped).Inc()
+	c.log.Debug("connection stopped before CONNACK", "cause", e.cause)
 }
 
 // writeUpstreamConnect sends the client's CONNECT upstream without

@@ -77,11 +77,14 @@ func (s *Snapshot) grantsKey(id *authz.Identity, clientID string) string {
 		str(clientID)
 	}
 	for _, k := range s.attrKeys {
+		// A tag byte, so that an absent attribute differs from an
+		// empty one and from any list.
 		vs, ok := id.Attributes[k]
 		if !ok {
-			b = append(b, 0xff) // absent differs from empty
+			b = append(b, 0)
 			continue
 		}
+		b = append(b, 1)
 		list(vs)
 	}
 	return string(b)
