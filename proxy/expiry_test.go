@@ -158,6 +158,22 @@ func TestExpiryTimer(t *testing.T) {
 	}
 }
 
+// pipeProxy starts a server with auth and a net.Pipe broker dialer, serves
+// one net.Pipe client connection and sends its CONNECT (alice, 10 min);
+// it returns the client's end and the dialer.
+func pipeProxy(t *testing.T, auth Authenticator) (*Server, net.Conn, *pipeDialer) {
+	d := &pipeDialer{brokers: make(chan net.Conn, 1)}
+	srv, err := New(DefaultConfig(), Options{Authenticator: auth, Dialer: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, server := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	srv.ServeConn(context.Background(), server)
+	go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+	return srv, client, d
+}
+
 // A shutdown that arrives while the successful CONNACK is on its way (the
 // client has not read it yet) must not drop the connection silently: the
 // client has been told it is connected, so it gets its CONNACK and then
@@ -165,15 +181,7 @@ func TestExpiryTimer(t *testing.T) {
 // client's read, holding the handshake exactly in that window.
 func TestShutdownDuringConnackSendsDisconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &pipeDialer{brokers: make(chan net.Conn, 1)}
-		srv, err := New(DefaultConfig(), Options{Authenticator: fakeAuth{}, Dialer: d})
-		if err != nil {
-			t.Fatal(err)
-		}
-		client, server := net.Pipe()
-		defer client.Close()
-		srv.ServeConn(context.Background(), server)
-		go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+		srv, client, d := pipeProxy(t, fakeAuth{})
 		fakeBroker(t, <-d.brokers)
 		synctest.Wait() // the proxy is blocked writing the CONNACK
 		shutdown := make(chan error, 1)
@@ -212,16 +220,8 @@ func (b blockingAuth) Verify(ctx context.Context, m string, data []byte) (*authz
 // client that is gone.
 func TestShutdownDuringAuthenticationDoesNotDial(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &pipeDialer{brokers: make(chan net.Conn, 1)}
 		auth := blockingAuth{entered: make(chan struct{}), release: make(chan struct{})}
-		srv, err := New(DefaultConfig(), Options{Authenticator: auth, Dialer: d})
-		if err != nil {
-			t.Fatal(err)
-		}
-		client, server := net.Pipe()
-		defer client.Close()
-		srv.ServeConn(context.Background(), server)
-		go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+		srv, client, d := pipeProxy(t, auth)
 		<-auth.entered
 		shutdown := make(chan error, 1)
 		go func() { shutdown <- srv.Shutdown(context.Background()) }()
@@ -247,15 +247,7 @@ func TestShutdownDuringAuthenticationDoesNotDial(t *testing.T) {
 // no Will), since the client never learns it was connected.
 func TestShutdownBeforeConnackDisconnectsUpstream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := &pipeDialer{brokers: make(chan net.Conn, 1)}
-		srv, err := New(DefaultConfig(), Options{Authenticator: fakeAuth{}, Dialer: d})
-		if err != nil {
-			t.Fatal(err)
-		}
-		client, server := net.Pipe()
-		defer client.Close()
-		srv.ServeConn(context.Background(), server)
-		go func() { _, _ = client.Write(connectBytes("OAUTH2-JWT", "alice:10m")) }()
+		srv, client, d := pipeProxy(t, fakeAuth{})
 		broker := <-d.brokers
 		defer broker.Close()
 		br := packetcodec.NewReader(broker, 1<<20)
