@@ -23,6 +23,9 @@ type PublishView struct {
 	// TopicAlias is the Topic Alias property; 0 means there is none (the
 	// value 0 itself is refused with 0x94).
 	TopicAlias uint16
+	// HasSubscriptionID reports a Subscription Identifier property, which
+	// only a server may send [MQTT-3.3.4-6].
+	HasSubscriptionID bool
 	// PropsStart is the offset in Frame.Raw of the first property byte,
 	// after the property-length VBI.
 	PropsStart int
@@ -43,8 +46,8 @@ type PublishView struct {
 // repeat (see checkProps). The payload is not inspected.
 //
 // Subscription Identifiers are accepted because a broker sends them; a
-// client must not [MQTT-3.3.4-6], which the caller may check with
-// PublishView.PropsStart/PropsEnd if it cares.
+// client must not [MQTT-3.3.4-6], which the caller checks with
+// PublishView.HasSubscriptionID.
 func ParsePublish(f Frame, p *PublishView) error {
 	if f.Type != packets.PUBLISH {
 		return protocolError("not a PUBLISH")
@@ -87,15 +90,16 @@ func ParsePublish(f Frame, p *PublishView) error {
 		return err
 	}
 	*p = PublishView{
-		Topic:        topic,
-		QoS:          qos,
-		Retain:       f.Flags&0x01 != 0,
-		Dup:          dup,
-		PacketID:     id,
-		TopicAlias:   info.topicAlias,
-		PropsStart:   hl + start,
-		PropsEnd:     hl + end,
-		PayloadStart: hl + end,
+		Topic:             topic,
+		QoS:               qos,
+		Retain:            f.Flags&0x01 != 0,
+		Dup:               dup,
+		PacketID:          id,
+		TopicAlias:        info.topicAlias,
+		HasSubscriptionID: info.has(packets.PropSubscriptionIdentifier),
+		PropsStart:        hl + start,
+		PropsEnd:          hl + end,
+		PayloadStart:      hl + end,
 	}
 	return nil
 }

@@ -177,6 +177,10 @@ func (c *conn) stop(e ending) {
 		c.mu.Unlock()
 		if !sent {
 			c.nc.Close()
+		} else {
+			// The CONNACK may be stuck on a client that does not read:
+			// give it as long as the final DISCONNECT gets.
+			_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 		}
 		return
 	}

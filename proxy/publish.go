@@ -28,6 +28,10 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 		e := clientReadEnding(err)
 		return &e
 	}
+	if pv.HasSubscriptionID {
+		e := protocolError("a PUBLISH from a client must not carry a subscription identifier") // [MQTT-3.3.4-6]
+		return &e
+	}
 	topic := bytesView(pv.Topic)
 	if pv.TopicAlias != 0 {
 		// SPEC 4: aliases are resolved before authorization and never

@@ -332,3 +332,15 @@ func TestServerOnlyPacketFromClient(t *testing.T) {
 	raw.Write([]byte{0xd0, 0x00}) // PINGRESP
 	expectDisconnect(t, raw, packets.DisconnectProtocolError)
 }
+
+// [MQTT-3.3.4-6]: a PUBLISH from a client must not carry a Subscription
+// Identifier; the proxy answers DISCONNECT 0x82 instead of forwarding it.
+func TestClientPublishWithSubscriptionIdentifier(t *testing.T) {
+	_, px := anonymousStack(t)
+	raw := harness.DialRaw(t, px.Addr)
+	raw.Write(harness.ConnectV5{ClientID: "subid", CleanStart: true, KeepAlive: 60}.Bytes())
+	expectConnack(t, raw, 0)
+	// PUBLISH QoS 0, topic "a", properties: Subscription Identifier 1.
+	raw.Write([]byte{0x30, 0x06, 0x00, 0x01, 'a', 0x02, packets.PropSubscriptionIdentifier, 0x01})
+	expectDisconnect(t, raw, packets.DisconnectProtocolError)
+}

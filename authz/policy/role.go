@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 )
 
 // Data actions of Event Grid topic spaces (SPEC 3.3).
@@ -126,36 +128,15 @@ func globMatch(pattern, name string) bool {
 // a GUID or as a full id ending in
 // /providers/Microsoft.Authorization/roleDefinitions/{guid}.
 func parseRoleID(s string) (string, error) {
-	if isGUID(s) {
+	if authz.IsGUID(s) {
 		return strings.ToLower(s), nil
 	}
 	seg := strings.Split(s, "/")
 	n := len(seg)
 	if n >= 4 && strings.EqualFold(seg[n-2], "roleDefinitions") &&
 		strings.EqualFold(seg[n-3], "Microsoft.Authorization") &&
-		strings.EqualFold(seg[n-4], "providers") && isGUID(seg[n-1]) {
+		strings.EqualFold(seg[n-4], "providers") && authz.IsGUID(seg[n-1]) {
 		return strings.ToLower(seg[n-1]), nil
 	}
 	return "", fmt.Errorf("%q is neither a GUID nor …/providers/Microsoft.Authorization/roleDefinitions/{guid}", s)
-}
-
-// isGUID reports whether s has the 8-4-4-4-12 hexadecimal form.
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

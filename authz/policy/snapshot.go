@@ -87,7 +87,7 @@ func (s *Snapshot) TopicSpaces() []string {
 // issuer's subject, approle:<value>) exactly, so that two principals that
 // differ only in case never share grants.
 func principalKey(id string) string {
-	if isGUID(id) {
+	if authz.IsGUID(id) {
 		return strings.ToLower(id)
 	}
 	return id

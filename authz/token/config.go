@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 )
 
 // Authentication Methods an issuer can be configured with (SPEC 2). The
@@ -158,7 +160,7 @@ func (c *Config) Validate() error {
 	authority := strings.TrimRight(c.Entra.Authority, "/")
 	for i, t := range c.Entra.Tenants {
 		key := fmt.Sprintf("entra.tenants[%d]", i)
-		if !isGUID(t) {
+		if !authz.IsGUID(t) {
 			add(key, "%q is not a tenant id (a GUID as in the tid claim)", t)
 			continue
 		}
@@ -240,27 +242,6 @@ func checkHTTPURL(s string) error {
 		return fmt.Errorf("%q must not have a query, fragment or user info", s)
 	}
 	return nil
-}
-
-// isGUID reports whether s has the 8-4-4-4-12 hex shape of an Entra tenant id.
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // entraV1Issuer is the iss of a v1 access token of tenant tid (SPEC 2.1).
