@@ -1,0 +1,14 @@
+package token_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package if any goroutine outlives the tests: key set
+// refreshers, single-flight fetches and HTTP clients must all stop with
+// their Verifier.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
