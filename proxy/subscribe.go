@@ -11,12 +11,15 @@ import (
 	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
 )
 
-// pendingSubscribe remembers a partially denied SUBSCRIBE until the broker's
-// SUBACK comes back, so the client gets one SUBACK in its own order.
+// pendingSubscribe remembers a forwarded SUBSCRIBE until the broker's SUBACK
+// comes back: to forget the filters the broker refused (they must not end
+// the connection at the next policy re-check, SPEC 3.6) and, when the proxy
+// denied some filters itself, to give the client one SUBACK in its order.
 type pendingSubscribe struct {
-	reasons []byte // per filter of the client's SUBSCRIBE; 0x87 where denied
-	allowed []int  // indexes of reasons filled, in order, by the broker's SUBACK
-	reason  string // Reason String naming the denied filters
+	reasons []byte   // per filter of the client's SUBSCRIBE; 0x87 where denied; nil when none was
+	allowed []int    // indexes of reasons filled, in order, by the broker's SUBACK
+	reason  string   // Reason String naming the denied filters
+	added   []string // per forwarded filter: the filter if this SUBSCRIBE added it to subs, else ""
 }
 
 // clientSubscribe judges each filter on its own (SPEC 3.2) and forwards the
@@ -59,19 +62,25 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 		}
 		return nil
 	}
+	p := &pendingSubscribe{allowed: allowed, added: make([]string, len(allowed))}
+	if len(denied) > 0 {
+		p.reasons, p.reason = reasons, reason
+	}
 	c.mu.Lock()
 	if c.subs == nil {
 		c.subs = make(map[string]struct{})
 	}
-	for _, i := range allowed {
-		c.subs[sub.Subscriptions[i].Topic] = struct{}{}
-	}
-	if len(denied) > 0 {
-		if c.pendingSubs == nil {
-			c.pendingSubs = make(map[uint16]*pendingSubscribe)
+	for j, i := range allowed {
+		filter := sub.Subscriptions[i].Topic
+		if _, ok := c.subs[filter]; !ok {
+			c.subs[filter] = struct{}{}
+			p.added[j] = filter
 		}
-		c.pendingSubs[sub.PacketID] = &pendingSubscribe{reasons: reasons, allowed: allowed, reason: reason}
 	}
+	if c.pendingSubs == nil {
+		c.pendingSubs = make(map[uint16]*pendingSubscribe)
+	}
+	c.pendingSubs[sub.PacketID] = p
 	c.mu.Unlock()
 	if len(denied) == 0 {
 		return c.toUpstream(f.Raw)
@@ -102,8 +111,15 @@ func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
 	c.mu.Lock()
 	p := c.pendingSubs[ack.PacketID]
 	delete(c.pendingSubs, ack.PacketID)
+	if p != nil {
+		for j, code := range ack.Reasons {
+			if j < len(p.added) && code >= 0x80 && p.added[j] != "" {
+				delete(c.subs, p.added[j])
+			}
+		}
+	}
 	c.mu.Unlock()
-	if p == nil {
+	if p == nil || p.reasons == nil {
 		return c.toClient(f.Raw)
 	}
 	for j, i := range p.allowed {
