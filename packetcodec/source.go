@@ -27,9 +27,9 @@ var (
 //
 // On a plain socket (*net.TCPConn or *net.UnixConn itself, not a type that
 // wraps one and may change what Read returns) on a Unix system, the read
-// system call is made inside RawConn.Read, so a Reader waiting for its peer holds no buffer
-// at all: the buffer is taken just before the read and returned when the
-// read would block. Go's own netFD read works the same way (read, then wait
+// system call is made inside RawConn.Read, so a Reader waiting for its peer
+// holds no buffer at all: the buffer is taken just before the read and
+// returned when the read would block. Go's own netFD read works the same way (read, then wait
 // on EAGAIN), so this costs no extra system call. Other streams (TLS,
 // WebSocket) are read with their Read method and keep the buffer while they
 // wait.

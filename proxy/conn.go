@@ -228,10 +228,7 @@ func (c *conn) finish(e ending) {
 			}
 		}
 		if e.upstreamClean {
-			_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-			if err := c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}}); err == nil {
-				_ = c.uw.Flush()
-			}
+			c.disconnectUpstream()
 		} else {
 			// Without DISCONNECT the broker treats the close as a lost
 			// connection and publishes the Will [MQTT-3.1.2-8]. Flush what
@@ -256,6 +253,15 @@ func (c *conn) finish(e ending) {
 		c.log.Debug("connection ended", attrs...)
 		c.auditEvent("disconnect", e.cause, "", "", e.reason, "")
 	})
+}
+
+// disconnectUpstream ends the broker session with DISCONNECT 0x00, which
+// discards the Will, within finalWriteTimeout.
+func (c *conn) disconnectUpstream() {
+	_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+	if err := c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}}); err == nil {
+		_ = c.uw.Flush()
+	}
 }
 
 // readEnding turns an error from reading the client into an ending.

@@ -123,10 +123,7 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 		// hear of it: end it upstream as the stop asks (a shutdown
 		// discards the Will).
 		if pending.upstreamClean {
-			_ = up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-			if err := c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}}); err == nil {
-				_ = c.uw.Flush()
-			}
+			c.disconnectUpstream()
 		}
 		up.Close()
 		c.stoppedInHandshake(*pending)

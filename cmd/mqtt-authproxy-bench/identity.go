@@ -73,16 +73,13 @@ func newIdentity(n int, ttl time.Duration) (*identity, error) {
 // mintFresh mints n distinct tokens for each fresh pool (a jti claim tells
 // them apart) on all cores.
 func (id *identity) mintFresh(n int, ttl time.Duration) error {
-	half := n
-	all := make([]string, 2*half)
-	defer func() { id.fresh[freshConnect].tokens, id.fresh[freshReauth].tokens = all[:half], all[half:] }()
-	n *= 2
+	all := make([]string, 2*n)
 	var next atomic.Int64
 	var fail firstError
 	var wg sync.WaitGroup
 	for range runtime.NumCPU() {
 		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n && fail.get() == nil; i = int(next.Add(1)) - 1 {
+			for i := int(next.Add(1)) - 1; i < len(all) && fail.get() == nil; i = int(next.Add(1)) - 1 {
 				tok, err := id.issuer.MintEntra(benchTenant, benchPrincipal, 2, map[string]any{"jti": fmt.Sprintf("fresh-%d", i)}, ttl)
 				if err != nil {
 					fail.set(fmt.Errorf("mint token: %w", err))
@@ -93,6 +90,7 @@ func (id *identity) mintFresh(n int, ttl time.Duration) error {
 		})
 	}
 	wg.Wait()
+	id.fresh[freshConnect].tokens, id.fresh[freshReauth].tokens = all[:n], all[n:]
 	return fail.get()
 }
 
