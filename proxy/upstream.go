@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -47,6 +49,30 @@ func randomID() string {
 	return "authproxy-" + hex.EncodeToString(b[:])
 }
 
+// DialUpstream dials the broker at cfg's endpoint with d. A Unix socket
+// whose accept queue is full refuses a non-blocking connect at once with
+// EAGAIN, where TCP would queue the SYN and wait; such dials are retried
+// with a growing pause until ctx ends, so a burst of CONNECTs waits for the
+// broker instead of getting CONNACK 0x88.
+func DialUpstream(ctx context.Context, d Dialer, cfg UpstreamConfig) (net.Conn, error) {
+	network, addr := cfg.Endpoint()
+	pause := 100 * time.Microsecond
+	for {
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil || network != "unix" || !errors.Is(err, syscall.EAGAIN) {
+			return c, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (the broker's accept queue stayed full)", err)
+		case <-t.C:
+		}
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+}
+
 // connectUpstream dials the broker, sends the rewritten CONNECT, reads its
 // CONNACK and relays it to the client. It reports whether relaying starts.
 func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id *authz.Identity) bool {
@@ -59,7 +85,7 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Upstream.DialTimeout)
 	defer cancel()
-	up, err := s.opts.Dialer.DialContext(ctx, "tcp", s.cfg.Upstream.Address)
+	up, err := DialUpstream(ctx, s.opts.Dialer, s.cfg.Upstream)
 	if err != nil {
 		s.metrics.upstreamDialErrors.Inc()
 		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",

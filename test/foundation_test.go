@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -294,6 +296,33 @@ func TestUpstreamDownConnack88(t *testing.T) {
 	c, err := harness.Connect(t, px.Addr, harness.ClientOptions{ClientID: "x", CleanStart: true})
 	if err == nil || c.Connack == nil || c.Connack.ReasonCode != packets.ConnackServerUnavailable {
 		t.Fatalf("connect with upstream down: err %v, CONNACK %+v; want 0x88", err, c.Connack)
+	}
+}
+
+// upstream.address "unix:PATH": the proxy reaches a broker that listens only
+// on a Unix socket (the cheaper sidecar set-up, BENCHMARKS.md), and a
+// missing socket is the usual CONNACK 0x88.
+func TestUpstreamOverUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "mosquitto.sock")
+	broker := harness.StartMosquitto(t, "listener 0 "+sock)
+	px := harness.StartProxy(t, harness.UpstreamConfig("unix:"+sock), proxy.Options{AllowAnonymous: true})
+	sub := harness.MustConnect(t, px.Addr, harness.ClientOptions{ClientID: "sub", CleanStart: true})
+	subscribe(t, sub, "uds/#", 1)
+	pub := harness.MustConnect(t, px.Addr, harness.ClientOptions{ClientID: "pub", CleanStart: true})
+	publish(t, pub, &paho.Publish{Topic: "uds/1", QoS: 1, Payload: []byte("over a socket")})
+	if got := sub.WaitMessages(1, 5*time.Second); len(got) != 1 || string(got[0].Payload) != "over a socket" {
+		t.Fatalf("subscriber got %v, want the one message", got)
+	}
+	// Mosquitto names the listener a client came in on: both clients
+	// must have reached it through the socket, not its TCP port.
+	if out := broker.Output(); strings.Count(out, "connected from "+sock) != 2 {
+		t.Errorf("broker log does not show both clients on %s:\n%s", sock, out)
+	}
+
+	gone := harness.StartProxy(t, harness.UpstreamConfig("unix:"+filepath.Join(t.TempDir(), "none.sock")), proxy.Options{AllowAnonymous: true})
+	c, err := harness.Connect(t, gone.Addr, harness.ClientOptions{ClientID: "x", CleanStart: true})
+	if err == nil || c.Connack == nil || c.Connack.ReasonCode != packets.ConnackServerUnavailable {
+		t.Fatalf("connect with no socket: err %v, CONNACK %+v; want 0x88", err, c.Connack)
 	}
 }
 

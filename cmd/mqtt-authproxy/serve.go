@@ -161,7 +161,7 @@ func serve(ctx context.Context, cfg proxy.Config, log *slog.Logger, grace time.D
 		adminSrv = &http.Server{
 			Handler: admin.Handler(reg, []admin.Check{
 				{Name: "keys", Ready: func(context.Context) error { return verifier.Ready() }},
-				{Name: "upstream", Ready: upstreamReachable(cfg.Upstream.Address)},
+				{Name: "upstream", Ready: upstreamReachable(cfg.Upstream)},
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
@@ -193,12 +193,11 @@ func serve(ctx context.Context, cfg proxy.Config, log *slog.Logger, grace time.D
 }
 
 // upstreamReachable is the readiness check for the broker.
-func upstreamReachable(addr string) func(context.Context) error {
+func upstreamReachable(cfg proxy.UpstreamConfig) func(context.Context) error {
 	return func(ctx context.Context) error {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := proxy.DialUpstream(ctx, &net.Dialer{}, cfg)
 		if err != nil {
-			return fmt.Errorf("dial %s: %w", addr, err)
+			return fmt.Errorf("dial %s: %w", cfg.Address, err)
 		}
 		return c.Close()
 	}
