@@ -105,6 +105,15 @@ func (id *identity) freshToken(pool int) (string, bool) {
 	return p.tokens[i], true
 }
 
+// rewindFresh hands out every fresh token again from the first. Each proxy
+// target is a process with its own caches, so tokens another proxy has
+// verified are still new to the next one.
+func (id *identity) rewindFresh() {
+	for i := range id.fresh {
+		id.fresh[i].next.Store(0)
+	}
+}
+
 // token returns the i-th token, cycling.
 func (id *identity) token(i int) string { return id.tokens[i%len(id.tokens)] }
 

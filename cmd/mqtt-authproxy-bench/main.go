@@ -40,6 +40,7 @@ type settings struct {
 	targets    []string
 	cpuProfile string
 	profileOf  string // the cell -cpuprofile records: "qos1-64" or "connect"
+	profTarget string // the hop -cpuprofile records
 	// freshTokens is how many never-seen tokens each of the fresh-token
 	// connect and re-auth cells may use.
 	freshTokens int
@@ -68,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.StringVar(&targets, "targets", strings.Join(knownTargets(), ","), "comma-separated subset of "+strings.Join(knownTargets(), ","))
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "record the proxy's CPU profile (perf record) during the first proxy round of -profile-cell into this file")
 	fs.StringVar(&s.profileOf, "profile-cell", profileQoS1, "the cell -cpuprofile records: "+profileQoS1+" (QoS 1, 64 B throughput) or "+profileConnect)
+	fs.StringVar(&s.profTarget, "profile-target", targetProxy, "the hop -cpuprofile records: "+targetProxy+", "+targetProxyUDS+", "+targetRelay+" or "+targetRelayUDS)
 	fs.StringVar(&s.proxyBin, "proxy-bin", "", "proxy binary to run (default: go build ./cmd/mqtt-authproxy into a temp dir)")
 	fs.IntVar(&s.publishers, "publishers", 4, "publishers per throughput cell")
 	fs.IntVar(&s.window, "window", 64, "QoS 1 Publish calls in flight per publisher")
@@ -116,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		}
 	}
 	switch {
+	case !slices.Contains([]string{targetProxy, targetProxyUDS, targetRelay, targetRelayUDS}, s.profTarget):
+		return s, fmt.Errorf("-profile-target: want %s, %s, %s or %s", targetProxy, targetProxyUDS, targetRelay, targetRelayUDS)
 	case s.profileOf != profileQoS1 && s.profileOf != profileConnect:
 		return s, fmt.Errorf("-profile-cell: want %s or %s", profileQoS1, profileConnect)
 	case s.duration <= 0 || s.duration > 2*time.Minute:

@@ -44,7 +44,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run failed: %v", err)
 	}
-	for _, want := range []string{targetDirect, targetRelay, targetProxy} {
+	for _, want := range []string{targetDirect, targetRelay, targetProxy, targetRelayUDS, targetProxyUDS} {
 		if !rep.has(want) {
 			t.Errorf("no %s column", want)
 		}
@@ -65,8 +65,10 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("%s: %s failed", r.label, target)
 			}
 		}
-		if _, ok := r.values[targetProxy]; !ok {
-			t.Errorf("%s: no proxy figure", r.label)
+		for _, proxy := range []string{targetProxy, targetProxyUDS} {
+			if _, ok := r.values[proxy]; !ok {
+				t.Errorf("%s: no %s figure", r.label, proxy)
+			}
 		}
 	}
 	for target, n := range rep.lost {
@@ -135,6 +137,25 @@ func TestReportTable(t *testing.T) {
 		"| Throughput (msg/s) | 20,000 | 10,000 | 5,000 | 0.25× | 0.50× |  |",
 		"| Latency p50 (µs) | 80.0 | error | 230 | 2.88× | – | proxy − direct: +150 µs |",
 		"- Machine: test",
+	} {
+		if !strings.Contains(out.String(), want+"\n") {
+			t.Errorf("missing line %q in\n%s", want, out.String())
+		}
+	}
+
+	// With the Unix-socket hops, each proxy is judged against the relay
+	// that reaches the broker the same way.
+	rep = newReport([]string{targetDirect, targetRelay, targetProxy, targetRelayUDS, targetProxyUDS})
+	lat = rep.add("Latency p50 (µs)", fmtMicros)
+	lat.delta = true
+	for target, v := range map[string]float64{targetDirect: 100, targetRelay: 200, targetProxy: 250, targetRelayUDS: 180, targetProxyUDS: 225} {
+		lat.set(target, v)
+	}
+	out.Reset()
+	rep.write(&out)
+	for _, want := range []string{
+		"| Measurement | direct | relay | proxy | relay-uds | proxy-uds | proxy ÷ direct | proxy ÷ relay | proxy-uds ÷ direct | proxy-uds ÷ relay-uds | Notes |",
+		"| Latency p50 (µs) | 100 | 200 | 250 | 180 | 225 | 2.50× | 1.25× | 2.25× | 1.25× | proxy − direct: +150 µs; proxy-uds − direct: +125 µs |",
 	} {
 		if !strings.Contains(out.String(), want+"\n") {
 			t.Errorf("missing line %q in\n%s", want, out.String())

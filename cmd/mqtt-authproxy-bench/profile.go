@@ -15,7 +15,7 @@ const (
 
 // profiling reports whether this round of cell on t is the one to record.
 func (b *bench) profiling(t *target, cell string, round int) bool {
-	return b.s.cpuProfile != "" && t.name == targetProxy && b.s.profileOf == cell && round == 0
+	return b.s.cpuProfile != "" && t.name == b.s.profTarget && b.s.profileOf == cell && round == 0
 }
 
 // startProfile records the CPU profile of t's process with `perf record`

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
+	"syscall"
+	"time"
 )
 
 // relayEnv, when set to a broker address, makes this program run as the byte
@@ -34,12 +38,13 @@ func runRelay(upstream string) int {
 	}
 }
 
-// relayConn pipes c to a new connection to upstream until both directions
-// end, propagating half-closes.
+// relayConn pipes c to a new connection to upstream (host:port or
+// unix:PATH) until both directions end, propagating half-closes.
 func relayConn(c net.Conn, upstream string) {
 	defer c.Close()
-	up, err := net.Dial("tcp", upstream)
+	up, err := dialRelayUpstream(upstream)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "relay: dial upstream:", err)
 		return
 	}
 	defer up.Close()
@@ -54,8 +59,25 @@ func relayConn(c net.Conn, upstream string) {
 	<-done
 }
 
+// dialRelayUpstream dials the broker, retrying for up to 5 s while a Unix
+// socket's accept queue is full (EAGAIN), as the proxy does.
+func dialRelayUpstream(upstream string) (net.Conn, error) {
+	network, addr := "tcp", upstream
+	if path, ok := strings.CutPrefix(upstream, "unix:"); ok {
+		network, addr = "unix", path
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
+		c, err := net.Dial(network, addr)
+		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(pause)
+	}
+}
+
 func closeWrite(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 }

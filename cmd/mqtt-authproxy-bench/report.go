@@ -69,19 +69,24 @@ func (rep *report) has(target string) bool {
 	return false
 }
 
+// ratioPairs are the ratio columns, each proxy over what it is judged
+// against: the broker itself and the byte relay reaching it the same way.
+var ratioPairs = [][2]string{
+	{targetProxy, targetDirect}, {targetProxy, targetRelay},
+	{targetProxyUDS, targetDirect}, {targetProxyUDS, targetRelayUDS},
+}
+
 // write prints the report as markdown.
 func (rep *report) write(w io.Writer) {
-	ratioOver := []string{}
-	if rep.has(targetProxy) {
-		for _, t := range []string{targetDirect, targetRelay} {
-			if rep.has(t) {
-				ratioOver = append(ratioOver, t)
-			}
+	var pairs [][2]string
+	for _, p := range ratioPairs {
+		if rep.has(p[0]) && rep.has(p[1]) {
+			pairs = append(pairs, p)
 		}
 	}
 	head := append([]string{"Measurement"}, rep.targets...)
-	for _, t := range ratioOver {
-		head = append(head, "proxy ÷ "+t)
+	for _, p := range pairs {
+		head = append(head, p[0]+" ÷ "+p[1])
 	}
 	head = append(head, "Notes")
 	fmt.Fprintf(w, "| %s |\n", strings.Join(head, " | "))
@@ -95,16 +100,16 @@ func (rep *report) write(w io.Writer) {
 		for _, t := range rep.targets {
 			cells = append(cells, r.cell(t))
 		}
-		for _, t := range ratioOver {
-			cells = append(cells, r.ratio(targetProxy, t))
-		}
-		notes := r.notes
-		if r.delta {
-			if d, ok := r.diff(targetProxy, targetDirect); ok {
-				notes = append([]string{"proxy − direct: " + d}, notes...)
+		var deltas []string
+		for _, p := range pairs {
+			cells = append(cells, r.ratio(p[0], p[1]))
+			if r.delta && p[1] == targetDirect {
+				if d, ok := r.diff(p[0], p[1]); ok {
+					deltas = append(deltas, p[0]+" − direct: "+d)
+				}
 			}
 		}
-		cells = append(cells, strings.Join(notes, "; "))
+		cells = append(cells, strings.Join(append(deltas, r.notes...), "; "))
 		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 	}
 	fmt.Fprintln(w)

@@ -84,13 +84,13 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 		latRows[qos] = rs
 	}
 	connRow := b.rep.add(fmt.Sprintf("CONNECT → CONNACK, %d connectors (/s)", s.connectors), fmtCount)
-	connRow.note("proxy: JWT (RS256) + upstream CONNECT, each connector reusing its token (reconnects); others: anonymous")
+	connRow.note("proxies: JWT (RS256) + upstream CONNECT, each connector reusing its token (reconnects); others: anonymous")
 	connCPURow := b.rep.add("Hop CPU per CONNECT (µs)", fmtMicros)
 	freshRow := b.rep.add(fmt.Sprintf("CONNECT → CONNACK, a new token each time, %d connectors (/s)", s.connectors), fmtCount)
-	freshRow.note("proxy only, every token verified in full (%s tokens); direct: the anonymous figure above", fmtCount(float64(s.freshTokens)))
+	freshRow.note("proxies only, every token verified in full (%s tokens each); direct: the anonymous figure above", fmtCount(float64(s.freshTokens)))
 	freshCPURow := b.rep.add("Hop CPU per CONNECT, a new token each time (µs)", fmtMicros)
 	reauthRow := b.rep.add(fmt.Sprintf("Re-authentication AUTH 0x19 → 0x00, a new token each time, %d connections (/s)", s.connectors), fmtCount)
-	reauthRow.note("OAUTH2-JWT: proxy only (%s tokens)", fmtCount(float64(s.freshTokens)))
+	reauthRow.note("OAUTH2-JWT: proxies only (%s tokens each)", fmtCount(float64(s.freshTokens)))
 	memRow := b.rep.add(fmt.Sprintf("RSS per idle connection, %s connections (KiB)", fmtCount(float64(s.conns))), fmtKiB)
 	memRow.note("direct: Mosquitto's own growth; others: the hop process alone")
 	memTotalRow := b.rep.add("RSS with the idle connections open (MiB)", fmtKiB)
@@ -111,8 +111,8 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 			r.fail(name)
 		}
 	}
-	if s.cpuProfile != "" && !b.rep.has(targetProxy) {
-		b.rep.note("-cpuprofile ignored: the proxy is not among the targets")
+	if s.cpuProfile != "" && !b.rep.has(s.profTarget) {
+		b.rep.note("-cpuprofile ignored: %s is not among the targets", s.profTarget)
 	}
 	log.Info("benchmark done", "took", time.Since(began).Round(time.Millisecond))
 	return b.rep, errors.Join(b.errs...)
@@ -144,7 +144,9 @@ func (b *bench) startTargets(ctx context.Context, dir string) ([]string, error) 
 		case targetDirect:
 			continue
 		case targetRelay:
-			t, err = startRelay(mosq.addr)
+			t, err = startRelay(name, mosq.addr)
+		case targetRelayUDS:
+			t, err = startRelay(name, "unix:"+mosq.socket)
 		case targetHAProxy:
 			t, err = startHAProxy(dir, mosq.addr, memoryConns(b.s.conns, 2, b.nofile)+64)
 			if errors.Is(err, errNotInstalled) {
@@ -153,7 +155,9 @@ func (b *bench) startTargets(ctx context.Context, dir string) ([]string, error) 
 				continue
 			}
 		case targetProxy:
-			t, err = b.startProxy(ctx, dir, mosq.addr)
+			t, err = b.startProxy(ctx, name, dir, mosq.addr)
+		case targetProxyUDS:
+			t, err = b.startProxy(ctx, name, dir, "unix:"+mosq.socket)
 		}
 		b.rep.targets = append(b.rep.targets, name)
 		if err != nil {
@@ -170,16 +174,15 @@ func (b *bench) startTargets(ctx context.Context, dir string) ([]string, error) 
 
 // startProxy builds the proxy binary unless -proxy-bin names one, then
 // starts it.
-func (b *bench) startProxy(ctx context.Context, dir, upstream string) (*target, error) {
-	bin := b.s.proxyBin
-	if bin == "" {
+func (b *bench) startProxy(ctx context.Context, name, dir, upstream string) (*target, error) {
+	if b.s.proxyBin == "" {
 		b.log.Info("building the proxy", "pkg", "./cmd/mqtt-authproxy")
 		var err error
-		if bin, err = buildProxy(ctx, dir); err != nil {
+		if b.s.proxyBin, err = buildProxy(ctx, dir); err != nil {
 			return nil, err
 		}
 	}
-	return startProxy(bin, dir, upstream, b.id)
+	return startProxy(name, b.s.proxyBin, dir, upstream, b.id)
 }
 
 // stopTargets stops the hops, then the broker.
@@ -399,9 +402,10 @@ func (b *bench) measureConnectFresh(ctx context.Context, ref, r, cpu *row) {
 		r.set(targetDirect, v)
 	}
 	for _, t := range b.targets {
-		if t.name != targetProxy || !b.alive(t, what) {
+		if !t.jwt || !b.alive(t, what) {
 			continue
 		}
+		b.id.rewindFresh()
 		res, err := runConnect(ctx, t, b.s, b.s.duration, func(int) (string, bool) { return b.id.freshToken(freshConnect) })
 		if err != nil {
 			b.fail(fmt.Errorf("%s on %s: %w", what, t.name, err))
@@ -421,9 +425,10 @@ func (b *bench) measureConnectFresh(ctx context.Context, ref, r, cpu *row) {
 func (b *bench) measureReauth(ctx context.Context, r *row) {
 	const what = "re-authentication"
 	for _, t := range b.targets {
-		if t.name != targetProxy || !b.alive(t, what) {
+		if !t.jwt || !b.alive(t, what) {
 			continue
 		}
+		b.id.rewindFresh()
 		res, err := runReauth(ctx, t, b.id, b.s)
 		if err != nil {
 			b.fail(fmt.Errorf("%s on %s: %w", what, t.name, err))

@@ -20,11 +20,15 @@ const (
 	targetRelay   = "relay"
 	targetHAProxy = "haproxy"
 	targetProxy   = "proxy"
+	// The same two hops reaching Mosquitto over its Unix socket instead of
+	// loopback TCP (upstream.address: unix:PATH), as a sidecar may.
+	targetRelayUDS = "relay-uds"
+	targetProxyUDS = "proxy-uds"
 )
 
 // knownTargets lists every target in column order.
 func knownTargets() []string {
-	return []string{targetDirect, targetRelay, targetHAProxy, targetProxy}
+	return []string{targetDirect, targetRelay, targetHAProxy, targetProxy, targetRelayUDS, targetProxyUDS}
 }
 
 // startTimeout bounds how long any target may take to accept its first
@@ -37,7 +41,9 @@ type target struct {
 	addr string
 	jwt  bool     // clients authenticate with OAUTH2-JWT (only the proxy)
 	proc *process // whose RSS is measured: the hop, or the broker for direct
-	hop  bool     // proc sits between client and broker (its CPU is reported)
+	// socket is the broker's Unix socket (direct only).
+	socket string
+	hop    bool // proc sits between client and broker (its CPU is reported)
 
 	// fdsPerConn is how many file descriptors proc holds per client
 	// connection, which bounds the memory cell under RLIMIT_NOFILE.
@@ -97,6 +103,8 @@ func startMosquitto(dir string) (*target, error) {
 			conf += "user root\n"
 		}
 		conf += mosquittoConf
+		socket := filepath.Join(dir, "mosquitto.sock")
+		conf += "listener 0 " + socket + "\n"
 		path := filepath.Join(dir, "mosquitto-"+port+".conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			return nil, fmt.Errorf("write mosquitto config: %w", err)
@@ -105,7 +113,7 @@ func startMosquitto(dir string) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t := &target{name: targetDirect, addr: addr, proc: p, fdsPerConn: 1}
+		t := &target{name: targetDirect, addr: addr, socket: socket, proc: p, fdsPerConn: 1}
 		if lastErr = p.waitReady(startTimeout, func() error { return t.probe(nil) }); lastErr == nil {
 			return t, nil
 		}
@@ -113,10 +121,11 @@ func startMosquitto(dir string) (*target, error) {
 	return nil, fmt.Errorf("mosquitto: %w", lastErr)
 }
 
-// startProxy runs the proxy binary bin (`serve`) in front of upstream with
-// JWT authentication against the test issuer and the generated policy, and
-// waits until a JWT CONNECT succeeds through it.
-func startProxy(bin, dir, upstream string, id *identity) (*target, error) {
+// startProxy runs the proxy binary bin (`serve`) as target name in front of
+// upstream (host:port or unix:PATH) with JWT authentication against the test
+// issuer and the generated policy, and waits until a JWT CONNECT succeeds
+// through it.
+func startProxy(name, bin, dir, upstream string, id *identity) (*target, error) {
 	policyPath := filepath.Join(dir, "policy.json")
 	if err := writePolicy(policyPath); err != nil {
 		return nil, err
@@ -127,15 +136,15 @@ func startProxy(bin, dir, upstream string, id *identity) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfgPath := filepath.Join(dir, "proxy.yaml")
+		cfgPath := filepath.Join(dir, name+".yaml")
 		if err := writeProxyConfig(cfgPath, addr, upstream, id.issuer.URL(), policyPath); err != nil {
 			return nil, err
 		}
-		p, err := startProcess("proxy", exec.Command(bin, "serve", "--config", cfgPath, "--log-level", "warn"))
+		p, err := startProcess(name, exec.Command(bin, "serve", "--config", cfgPath, "--log-level", "warn"))
 		if err != nil {
 			return nil, err
 		}
-		t := &target{name: targetProxy, addr: addr, jwt: true, proc: p, hop: true, fdsPerConn: 2}
+		t := &target{name: name, addr: addr, jwt: true, proc: p, hop: true, fdsPerConn: 2}
 		lastErr = p.waitReady(startTimeout, func() error { return t.probe(id) })
 		if lastErr == nil {
 			return t, nil
@@ -144,13 +153,13 @@ func startProxy(bin, dir, upstream string, id *identity) (*target, error) {
 			break
 		}
 	}
-	return nil, fmt.Errorf("proxy: %w", lastErr)
+	return nil, fmt.Errorf("%s: %w", name, lastErr)
 }
 
-// startRelay re-executes this program as the byte relay (see relay.go) in
-// front of upstream, so the relay's CPU and memory are measured apart from
-// the load generator's.
-func startRelay(upstream string) (*target, error) {
+// startRelay re-executes this program as the byte relay (see relay.go),
+// target name, in front of upstream (host:port or unix:PATH), so the relay's
+// CPU and memory are measured apart from the load generator's.
+func startRelay(name, upstream string) (*target, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("relay: find own executable: %w", err)
@@ -161,7 +170,7 @@ func startRelay(upstream string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	p, err := startProcess("relay", cmd)
+	p, err := startProcess(name, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +195,7 @@ func startRelay(upstream string) (*target, error) {
 	}
 	// Two sockets, and a splice pipe (two fds) per direction while io.Copy
 	// waits for data.
-	t := &target{name: targetRelay, addr: addr, proc: p, hop: true, fdsPerConn: 6}
+	t := &target{name: name, addr: addr, proc: p, hop: true, fdsPerConn: 6}
 	if err := p.waitReady(startTimeout, func() error { return t.probe(nil) }); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
