@@ -68,6 +68,23 @@ func (r *Reader) SetMaxPacketSize(n int) {
 // is 0: no further packet can be forwarded without waiting for the network.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
+// ErrReaderClosed is returned by ReadFrame after Close.
+var ErrReaderClosed = errors.New("packetcodec: reader closed")
+
+// Close gives r's buffers back to their pools; ReadFrame returns
+// ErrReaderClosed afterwards. A connection that ends right after a packet
+// (a DISCONNECT, say) never reads again, so without Close its read buffer
+// would be left to the garbage collector, a fresh 16 KiB per connection
+// (issue 5: CONNECT rate). Call it once no goroutine reads from r and no
+// frame it returned is in use.
+func (r *Reader) Close() {
+	if r.spillBox != nil {
+		spillBuffers.Put(r.spillBox)
+		r.spillBox = nil
+	}
+	r.br.close()
+}
+
 // ReadFrame reads the next packet. Its Raw and Body are valid until the next
 // call to ReadFrame.
 //

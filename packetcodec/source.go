@@ -72,6 +72,14 @@ func (s *source) release() {
 	}
 }
 
+// close drops the unread bytes, gives the buffer back and makes every later
+// read fail with ErrReaderClosed.
+func (s *source) close() {
+	s.r = s.w
+	s.release()
+	s.err = ErrReaderClosed
+}
+
 // Peek returns the next n bytes without consuming them (n ≤ Size), or fewer
 // with the error that stopped it. The slice is valid until the next Peek,
 // Read or release.

@@ -124,11 +124,21 @@ func (c *conn) serve(ctx context.Context) {
 	m.active.Inc()
 	defer m.active.Dec()
 	defer c.nc.Close()
+	defer c.releaseReaders()
 	if !c.handshake(ctx) {
 		return
 	}
 	defer c.up.Close()
 	c.relay(ctx)
+}
+
+// releaseReaders gives the read buffers back once serve no longer reads
+// (nor does the upstream pump, which relay waits for).
+func (c *conn) releaseReaders() {
+	c.cr.Close()
+	if c.ur != nil {
+		c.ur.Close()
+	}
 }
 
 // relay runs the two pumps until one of them, the expiry timer,

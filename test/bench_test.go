@@ -23,7 +23,9 @@ func connectRoundTrip(b *testing.B, addr string, connect []byte) {
 		b.Fatal(err)
 	}
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	f, err := packetcodec.NewReader(nc, 1<<16).ReadFrame()
+	r := packetcodec.NewReader(nc, 1<<16)
+	defer r.Close()
+	f, err := r.ReadFrame()
 	if err != nil || f.Type != packets.CONNACK || f.Body[1] != 0 {
 		b.Fatalf("CONNACK: %v % x", err, f.Raw)
 	}
