@@ -1,7 +1,6 @@
 package packetcodec
 
 import (
-	"bytes"
 	"strconv"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -48,18 +47,80 @@ func DecodeConnect(f Frame) (*Connect, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &packets.Connect{Properties: &packets.Properties{}}
-	// The body is fully validated, so paho's Unpack only converts. It
-	// copies every string and binary it keeps (readString/readBinary), so
-	// nothing aliases the frame.
-	if err := c.Unpack(bytes.NewBuffer(f.Body)); err != nil {
-		return nil, malformed("CONNECT: " + err.Error())
+	c, err := decodeConnectBody(f.Body)
+	if err != nil {
+		return nil, err
 	}
 	out := &Connect{Connect: c}
 	if c.WillFlag {
 		out.WillPropertiesRaw = append(make([]byte, 0, l.willEnd-l.willStart), f.Body[l.willStart:l.willEnd]...)
 	}
 	return out, nil
+}
+
+// decodeConnectBody converts a CONNECT body validateConnect has accepted
+// into the fields paho's Connect.Unpack would give, copying every string and
+// binary value once, so nothing aliases the frame.
+func decodeConnectBody(body []byte) (*packets.Connect, error) {
+	cur := cursor{b: body}
+	name, err := cur.field("protocol name")
+	if err != nil {
+		return nil, err
+	}
+	c := &packets.Connect{ProtocolName: string(name), Properties: &packets.Properties{}}
+	if c.ProtocolVersion, err = cur.u8("protocol version"); err != nil {
+		return nil, err
+	}
+	flags, err := cur.u8("connect flags")
+	if err != nil {
+		return nil, err
+	}
+	c.UnpackFlags(flags)
+	if c.KeepAlive, err = cur.u16("keep alive"); err != nil {
+		return nil, err
+	}
+	start, end, err := cur.propBlock("properties")
+	if err != nil {
+		return nil, err
+	}
+	decodeProps(body[start:end], c.Properties)
+	id, err := cur.field("client identifier")
+	if err != nil {
+		return nil, err
+	}
+	c.ClientID = string(id)
+	if c.WillFlag {
+		if start, end, err = cur.propBlock("will properties"); err != nil {
+			return nil, err
+		}
+		c.WillProperties = &packets.Properties{}
+		decodeProps(body[start:end], c.WillProperties)
+		topic, err := cur.field("will topic")
+		if err != nil {
+			return nil, err
+		}
+		c.WillTopic = string(topic)
+		msg, err := cur.field("will payload")
+		if err != nil {
+			return nil, err
+		}
+		c.WillMessage = ownedBytes(msg)
+	}
+	if c.UsernameFlag {
+		u, err := cur.field("user name")
+		if err != nil {
+			return nil, err
+		}
+		c.Username = string(u)
+	}
+	if c.PasswordFlag {
+		pw, err := cur.field("password")
+		if err != nil {
+			return nil, err
+		}
+		c.Password = ownedBytes(pw)
+	}
+	return c, nil
 }
 
 // connectLayout is what validateConnect reports about a valid CONNECT body.

@@ -118,7 +118,22 @@ func Decode(f Frame) (*packets.ControlPacket, error) {
 			return cp, nil
 		}
 	case packets.AUTH:
-		cp.Content = &packets.Auth{Properties: props}
+		// Decoded here, not by paho: its Authentication Data is the
+		// re-authentication token, which paho copies wastefully (decodeProps).
+		a := &packets.Auth{Properties: props}
+		cp.Content = a
+		if len(b) > 0 {
+			a.ReasonCode = b[0]
+		}
+		if len(b) > 1 {
+			cur := cursor{b: b, off: 1}
+			start, end, err := cur.propBlock("properties")
+			if err != nil {
+				return nil, err
+			}
+			decodeProps(b[start:end], props)
+		}
+		return cp, nil
 	}
 	// Validated above, so paho's Unpack only converts; an error here would
 	// be a disagreement between the two and still must not leak io.EOF.

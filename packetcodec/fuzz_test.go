@@ -44,6 +44,9 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	}
 	f.Add(all)
+	for _, raw := range everyPropertyPackets() {
+		f.Add(raw)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzConnectBody(t, b)
 		r := NewReader(bytes.NewReader(b), 1<<16)
@@ -94,6 +97,7 @@ func checkFrame(t *testing.T, fr Frame) {
 		}
 		if err == nil {
 			checkConnectStable(t, c)
+			checkSameAsPaho(t, fr, c.Connect, &packets.Connect{Properties: &packets.Properties{}})
 		}
 		return
 	case packets.PUBLISH:
@@ -116,6 +120,9 @@ func checkFrame(t *testing.T, fr Frame) {
 		}
 		return
 	}
+	if a, ok := cp.Content.(*packets.Auth); ok {
+		checkSameAsPaho(t, fr, a, &packets.Auth{Properties: &packets.Properties{}})
+	}
 	// paho re-encoding is lossy (empty strings, repeated Subscription
 	// Identifiers), but once re-encoded it must be a fixed point.
 	enc1, err := AppendPacket(nil, cp)
@@ -129,6 +136,18 @@ func checkFrame(t *testing.T, fr Frame) {
 	enc2, err := AppendPacket(nil, cp2)
 	if err != nil || !bytes.Equal(enc1, enc2) {
 		t.Fatalf("re-encoding not stable: %v\n% x\n% x", err, enc1, enc2)
+	}
+}
+
+// checkSameAsPaho: the packetcodec decoders that replace paho's Unpack
+// (DecodeConnect, AUTH in Decode) give exactly what it gives.
+func checkSameAsPaho(t *testing.T, fr Frame, got, paho packets.Packet) {
+	t.Helper()
+	if err := paho.Unpack(bytes.NewBuffer(fr.Body)); err != nil {
+		t.Fatalf("paho cannot unpack a %s we accept: %v\n% x", TypeName(fr.Type), err, fr.Raw)
+	}
+	if !reflect.DeepEqual(got, paho) {
+		t.Fatalf("%s decoded differently from paho:\nours %+v\npaho %+v\n% x", TypeName(fr.Type), got, paho, fr.Raw)
 	}
 }
 

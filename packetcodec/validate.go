@@ -335,20 +335,27 @@ func (c *cursor) field(name string) ([]byte, error) {
 	return v, err
 }
 
-// props reads a property-length VBI and the block it announces, which must
-// lie inside the packet (paho's Next silently returns less, STYLE §1 item 6),
-// and validates it for ctx. It returns the block's bounds in c.b.
-func (c *cursor) props(ctx propContext, field string) (info propInfo, start, end int, err error) {
+// propBlock reads a property-length VBI and the block it announces, which
+// must lie inside the packet (paho's Next silently returns less, STYLE §1
+// item 6). It returns the block's bounds in c.b, its content unchecked.
+func (c *cursor) propBlock(field string) (start, end int, err error) {
 	n, k, err := readVBI(c.b[c.off:], "property length") // constant: no concatenation on the hot path
 	if err != nil {
-		return info, 0, 0, err
+		return 0, 0, err
 	}
 	start = c.off + k
 	if len(c.b)-start < n {
-		return info, 0, 0, malformed(field + " run past the end of the packet")
+		return 0, 0, malformed(field + " run past the end of the packet")
 	}
-	end = start + n
+	c.off = start + n
+	return start, c.off, nil
+}
+
+// props reads a property block with propBlock and validates it for ctx.
+func (c *cursor) props(ctx propContext, field string) (info propInfo, start, end int, err error) {
+	if start, end, err = c.propBlock(field); err != nil {
+		return info, 0, 0, err
+	}
 	info, err = checkProps(c.b[start:end], ctx)
-	c.off = end
 	return info, start, end, err
 }
