@@ -64,9 +64,18 @@ func (r *Reader) SetMaxPacketSize(n int) {
 }
 
 // Buffered returns the number of bytes already read from the stream and not
-// yet returned as a frame. The writer of the other direction flushes when it
-// is 0: no further packet can be forwarded without waiting for the network.
+// yet returned as a frame.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// SetOnWait makes ReadFrame call fn whenever it is about to wait for the
+// stream: on a socket when the read would block, on other streams before
+// every read. The Writers this Reader feeds flush there, so the packets of
+// everything read before the wait leave in one write per socket, even when
+// more arrived while they were being handled, and nothing is held back while
+// the Reader waits for the rest of a partial packet. An error from fn ends
+// the read: ReadFrame returns it wrapped, and every later call fails. It must
+// not be called concurrently with ReadFrame.
+func (r *Reader) SetOnWait(fn func() error) { r.br.onWait = fn }
 
 // ErrReaderClosed is returned by ReadFrame after Close.
 var ErrReaderClosed = errors.New("packetcodec: reader closed")

@@ -40,6 +40,8 @@ type source struct {
 	buf  *[]byte         // nil while empty
 	r, w int             // unread bytes are (*buf)[r:w]
 	err  error           // sticky read error, returned once the buffer is drained
+	// onWait runs before the source waits for the stream (Reader.SetOnWait).
+	onWait func() error
 }
 
 func newSource(rd io.Reader) *source {
@@ -148,6 +150,13 @@ const maxEmptyReads = 100
 
 // fillStream reads with the stream's own Read, holding the buffer.
 func (s *source) fillStream() {
+	if s.onWait != nil {
+		// Any read of a stream may block.
+		if err := s.onWait(); err != nil {
+			s.err = err
+			return
+		}
+	}
 	if s.buf == nil {
 		s.buf = s.pool.Get().(*[]byte)
 	}

@@ -227,3 +227,50 @@ func TestReaderCloseReturnsItsBuffer(t *testing.T) {
 		t.Errorf("allocated %d bytes per short-lived reader, want far less than its %d-byte buffer", perReader, readBufferSize)
 	}
 }
+
+// SetOnWait: on a socket the hook runs only when the Reader is about to
+// wait, not while bytes are ready; on other streams before every read. Its
+// error ends the read.
+func TestReaderOnWait(t *testing.T) {
+	errStop := errors.New("flush failed")
+	for _, tc := range []struct {
+		name       string
+		wrap       func(net.Conn) io.Reader
+		readyWaits int // hook calls while both packets were ready
+	}{
+		{"socket", func(c net.Conn) io.Reader { return c }, 0},
+		{"other stream", func(c net.Conn) io.Reader { return &countingConn{TCPConn: c.(*net.TCPConn)} }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := tcpPair(t)
+			r := NewReader(tc.wrap(server), 0)
+			waits, fail := 0, false
+			r.SetOnWait(func() error {
+				waits++
+				if fail {
+					return errStop
+				}
+				return nil
+			})
+			if _, err := client.Write([]byte{0xc0, 0x00, 0xc0, 0x00}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // both packets are in the socket
+			for i := range 2 {
+				if _, err := r.ReadFrame(); err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+			}
+			if waits != tc.readyWaits {
+				t.Errorf("hook ran %d times while packets were ready, want %d", waits, tc.readyWaits)
+			}
+			fail = true
+			if _, err := r.ReadFrame(); !errors.Is(err, errStop) {
+				t.Fatalf("ReadFrame with a failing hook: %v, want the hook's error", err)
+			}
+			if waits != tc.readyWaits+1 {
+				t.Errorf("hook ran %d times in all, want %d", waits, tc.readyWaits+1)
+			}
+		})
+	}
+}

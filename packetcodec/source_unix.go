@@ -34,7 +34,7 @@ func rawConnOf(rd io.Reader) syscall.RawConn {
 // waiting for its peer holds none.
 func (s *source) fillRaw() {
 	var n int
-	var rerr error
+	var rerr, werr error
 	err := s.raw.Read(func(fd uintptr) bool {
 		if s.buf == nil {
 			s.buf = s.pool.Get().(*[]byte)
@@ -47,8 +47,14 @@ func (s *source) fillRaw() {
 		}
 		if rerr == syscall.EAGAIN {
 			// Nothing to read: wait for the peer without a buffer,
-			// unless it holds the start of a packet.
+			// unless it holds the start of a packet, and only after
+			// onWait (the flush of what this burst produced).
 			s.release()
+			if s.onWait != nil {
+				if werr = s.onWait(); werr != nil {
+					return true
+				}
+			}
 			return false
 		}
 		return true
@@ -56,6 +62,8 @@ func (s *source) fillRaw() {
 	switch {
 	case err != nil: // deadline, closed: errors.Is-compatible with net.Conn.Read's
 		s.err = err
+	case werr != nil:
+		s.err = werr
 	case rerr != nil:
 		s.err = os.NewSyscallError("read", rerr)
 	case n == 0:

@@ -154,6 +154,8 @@ func (c *conn) relay(ctx context.Context) {
 	if pending := c.pending(); pending != nil {
 		c.stop(*pending)
 	}
+	c.cr.SetOnWait(c.flushBoth)
+	c.ur.SetOnWait(c.flushBoth)
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -24,6 +25,9 @@ func (c *conn) clientPump() ending {
 		c.refreshKeepAlive()
 		f, err := c.cr.ReadFrame()
 		if err != nil {
+			if fe := (*flushError)(nil); errors.As(err, &fe) {
+				return fe.end
+			}
 			return clientReadEnding(err)
 		}
 		m.packet(dirFromClient, f.Type)
@@ -63,14 +67,6 @@ func (c *conn) clientPump() ending {
 		}
 		if e != nil {
 			return *e
-		}
-		if c.cr.Buffered() == 0 {
-			if err := c.uw.Flush(); err != nil {
-				return upstreamLost(err)
-			}
-			if err := c.cw.Flush(); err != nil {
-				return clientWriteFailed(err)
-			}
 		}
 	}
 }
@@ -123,6 +119,9 @@ func (c *conn) upstreamPump() ending {
 	for {
 		f, err := c.ur.ReadFrame()
 		if err != nil {
+			if fe := (*flushError)(nil); errors.As(err, &fe) {
+				return fe.end
+			}
 			return upstreamLost(err)
 		}
 		m.packet(dirFromUpstream, f.Type)
@@ -155,13 +154,24 @@ func (c *conn) upstreamPump() ending {
 		if e != nil {
 			return *e
 		}
-		if c.ur.Buffered() == 0 {
-			if err := c.cw.Flush(); err != nil {
-				return clientWriteFailed(err)
-			}
-			if err := c.uw.Flush(); err != nil {
-				return upstreamLost(err)
-			}
-		}
 	}
+}
+
+// flushError carries how a connection ends when a Reader's wait hook could
+// not flush a Writer.
+type flushError struct{ end ending }
+
+func (e *flushError) Error() string { return fmt.Sprintf("flush: %v", e.end.err) }
+
+// flushBoth writes out what both Writers hold. The Readers call it just
+// before they wait for their socket (packetcodec.Reader.SetOnWait): a burst
+// read in one or more reads leaves in one write per socket.
+func (c *conn) flushBoth() error {
+	if err := c.uw.Flush(); err != nil {
+		return &flushError{upstreamLost(err)}
+	}
+	if err := c.cw.Flush(); err != nil {
+		return &flushError{clientWriteFailed(err)}
+	}
+	return nil
 }

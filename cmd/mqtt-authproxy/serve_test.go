@@ -80,16 +80,29 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	}
 	c := harness.MustConnect(t, mqttAddr, harness.ClientOptions{ClientID: "srv", CleanStart: true,
 		AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok), NoAutoClose: true})
-	resp, err := http.Get("http://" + adminAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{"mqtt_authproxy_build_info", `mqtt_authproxy_connects_total{result="success"} 1`, "mqtt_authproxy_connections_active 1", "mqtt_authproxy_policy_last_reload_successful 1"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
+	// The proxy counts the connection just after its CONNACK has left, so
+	// the client may see the CONNACK first: poll.
+	wants := []string{"mqtt_authproxy_build_info", `mqtt_authproxy_connects_total{result="success"} 1`, "mqtt_authproxy_connections_active 1", "mqtt_authproxy_policy_last_reload_successful 1"}
+	var missing []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + adminAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(string(body), want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range missing {
+		t.Errorf("/metrics lacks %q", want)
 	}
 
 	start := time.Now()
