@@ -125,6 +125,14 @@ func (s *source) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
+	if s.onWait != nil {
+		// The rest of a large packet is read straight from the stream,
+		// which may block: run the hook first, as fill does.
+		if err := s.onWait(); err != nil {
+			s.err = err
+			return 0, err
+		}
+	}
 	return s.rd.Read(p)
 }
 

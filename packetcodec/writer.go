@@ -26,8 +26,9 @@ var writeBuffers = sync.Pool{New: func() any {
 // every method locks; whole packets are buffered so they never interleave.
 // paho's NewThreadSafeConn only serialises unbuffered writes.
 //
-// The flush policy is the caller's: flush when the Reader feeding this
-// Writer has nothing buffered, so a burst of packets becomes one write.
+// The flush policy is the caller's: the proxy flushes when the Reader
+// feeding this Writer is about to wait for its socket (Reader.SetOnWait),
+// so a burst of packets becomes one write; a full buffer is written at once.
 // As with bufio.Writer, the first write error sticks.
 type Writer struct {
 	mu      sync.Mutex

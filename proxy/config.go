@@ -66,8 +66,8 @@ type AdminConfig struct {
 
 // UpstreamConfig is the broker the proxy forwards to.
 type UpstreamConfig struct {
-	// Address is the broker's host:port, or "unix:" and the path of a
-	// Unix socket the broker listens on (Mosquitto 2: `listener 0 PATH`),
+	// Address is the broker's host:port, or "unix:" and the absolute path
+	// of a Unix socket the broker listens on (Mosquitto 2: `listener 0 PATH`),
 	// which a sidecar reaches more cheaply than loopback TCP (BENCHMARKS.md).
 	// Default: "127.0.0.1:1884".
 	Address string `mapstructure:"address"`
@@ -221,6 +221,10 @@ func (c *Config) validateProxy() error {
 		switch {
 		case path == "":
 			bad("upstream.address", "%q names no socket path", c.Upstream.Address)
+		case !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, "@"):
+			// A relative path would depend on the working directory, and
+			// "unix:1884" reads like a host named unix.
+			bad("upstream.address", "socket path %q must be absolute (or @name for an abstract socket)", path)
 		case len(path) > maxUnixPath:
 			bad("upstream.address", "socket path is %d bytes, longer than the %d a Unix socket allows", len(path), maxUnixPath)
 		case c.Upstream.TLS.Enabled:

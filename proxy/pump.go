@@ -17,8 +17,9 @@ const (
 
 // clientPump reads the client and forwards, answers or refuses each packet
 // in the order SPEC 4 fixes: validate → resolve alias → authorize → forward
-// or answer. Writes to the broker are flushed when nothing more is buffered
-// from the client, so a burst becomes one write.
+// or answer. Writes are flushed when a read of either socket would block
+// (flushBoth), so a burst becomes one write per socket; under sustained
+// input a Writer also flushes itself each time its 16 KiB buffer fills.
 func (c *conn) clientPump() ending {
 	m := c.srv.metrics
 	for {

@@ -56,17 +56,24 @@ func randomID() string {
 // broker instead of getting CONNACK 0x88.
 func DialUpstream(ctx context.Context, d Dialer, cfg UpstreamConfig) (net.Conn, error) {
 	network, addr := cfg.Endpoint()
+	const full = "the broker's accept queue stayed full"
 	pause := 100 * time.Microsecond
-	for {
+	for retried := false; ; retried = true {
 		c, err := d.DialContext(ctx, network, addr)
-		if err == nil || network != "unix" || !errors.Is(err, syscall.EAGAIN) {
-			return c, err
+		switch {
+		case err == nil:
+			return c, nil
+		case network != "unix" || !errors.Is(err, syscall.EAGAIN):
+			if retried && ctx.Err() != nil {
+				err = fmt.Errorf("%w (%s)", err, full) // timed out while retrying
+			}
+			return nil, err
 		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w (the broker's accept queue stayed full)", err)
+			return nil, fmt.Errorf("%w (%s)", err, full)
 		case <-t.C:
 		}
 		pause = min(2*pause, 10*time.Millisecond)

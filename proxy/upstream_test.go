@@ -32,6 +32,8 @@ func TestUpstreamAddressValidation(t *testing.T) {
 		{"unix socket", func(u *UpstreamConfig) { u.Address = "unix:/run/mqtt/mosquitto.sock" }, ""},
 		{"no port", func(u *UpstreamConfig) { u.Address = "127.0.0.1" }, "upstream.address"},
 		{"unix without path", func(u *UpstreamConfig) { u.Address = "unix:" }, "names no socket path"},
+		{"unix relative path", func(u *UpstreamConfig) { u.Address = "unix:1884" }, "must be absolute"},
+		{"unix abstract socket", func(u *UpstreamConfig) { u.Address = "unix:@mosquitto" }, ""},
 		{"unix path too long", func(u *UpstreamConfig) { u.Address = "unix:/" + strings.Repeat("d", 107) }, "longer than the 107"},
 		{"unix with TLS", func(u *UpstreamConfig) {
 			u.Address = "unix:/run/mqtt/mosquitto.sock"

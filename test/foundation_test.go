@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -149,29 +150,34 @@ func TestWillOnAbruptClose(t *testing.T) {
 
 // A packet the proxy has forwarded is written out before it waits for the
 // rest of the client's next, incomplete packet: a slow sender's earlier
-// messages are not held back by its later ones.
+// messages are not held back by its later ones, small or larger than the
+// proxy's 16 KiB read buffer.
 func TestForwardedPacketNotHeldBehindPartialPacket(t *testing.T) {
-	broker, px := anonymousStack(t)
-	watcher := harness.MustConnect(t, broker.Addr, harness.ClientOptions{ClientID: "watcher", CleanStart: true})
-	subscribe(t, watcher, "partial/#", 0)
+	for _, size := range []int{14, 40 << 10} {
+		t.Run(fmt.Sprintf("next packet %d bytes", size), func(t *testing.T) {
+			broker, px := anonymousStack(t)
+			watcher := harness.MustConnect(t, broker.Addr, harness.ClientOptions{ClientID: "watcher", CleanStart: true})
+			subscribe(t, watcher, "partial/#", 0)
 
-	raw := harness.DialRaw(t, px.Addr)
-	raw.Write(harness.ConnectV5{ClientID: "slow", CleanStart: true, KeepAlive: 60}.Bytes())
-	expectConnack(t, raw, 0)
-	publish := func(topic, payload string) []byte {
-		body := harness.AppendString(nil, topic)
-		body = append(body, 0) // no properties
-		return harness.Packet(0x30, append(body, payload...))
-	}
-	first, second := publish("partial/1", "complete"), publish("partial/2", "finished later")
-	half := len(second) / 2
-	raw.Write(append(first, second[:half]...)) // one write: a whole PUBLISH and half of the next
-	if got := watcher.WaitMessages(1, 5*time.Second); len(got) != 1 || string(got[0].Payload) != "complete" {
-		t.Fatalf("the complete PUBLISH did not arrive while the next one was partial (got %d messages)", len(got))
-	}
-	raw.Write(second[half:])
-	if got := watcher.WaitMessages(2, 5*time.Second); len(got) != 2 || string(got[1].Payload) != "finished later" {
-		t.Fatalf("got %d messages after the rest arrived, want 2", len(got))
+			raw := harness.DialRaw(t, px.Addr)
+			raw.Write(harness.ConnectV5{ClientID: "slow", CleanStart: true, KeepAlive: 60}.Bytes())
+			expectConnack(t, raw, 0)
+			publish := func(topic string, payload []byte) []byte {
+				body := harness.AppendString(nil, topic)
+				body = append(body, 0) // no properties
+				return harness.Packet(0x30, append(body, payload...))
+			}
+			first, second := publish("partial/1", []byte("complete")), publish("partial/2", bytes.Repeat([]byte{'x'}, size))
+			cut := len(second) / 2
+			raw.Write(append(first, second[:cut]...)) // one write: a whole PUBLISH and part of the next
+			if got := watcher.WaitMessages(1, 5*time.Second); len(got) != 1 || string(got[0].Payload) != "complete" {
+				t.Fatalf("the complete PUBLISH did not arrive while the next one was partial (got %d messages)", len(got))
+			}
+			raw.Write(second[cut:])
+			if got := watcher.WaitMessages(2, 5*time.Second); len(got) != 2 || len(got[1].Payload) != size {
+				t.Fatalf("got %d messages after the rest arrived, want 2", len(got))
+			}
+		})
 	}
 }
 

@@ -129,7 +129,7 @@ func (b *bench) fail(err error) {
 // to start: their columns show "error". HAProxy, when not installed, is
 // dropped with a note instead.
 func (b *bench) startTargets(ctx context.Context, dir string) ([]string, error) {
-	mosq, err := startMosquitto(dir)
+	mosq, err := startMosquitto(dir, slices.Contains(b.s.targets, targetRelayUDS) || slices.Contains(b.s.targets, targetProxyUDS))
 	if err != nil {
 		return nil, err
 	}

@@ -81,10 +81,11 @@ func (t *target) probe(id *identity) error {
 // milliseconds at a time.
 const mosquittoConf = "set_tcp_nodelay true\nmax_connections -1\nmax_queued_messages 100000\nmax_inflight_messages 100\n"
 
-// startMosquitto starts a broker on a free loopback port with its config in
-// dir (a copy of test/harness.StartMosquittoIn, which imports the proxy
-// package: the bench must build while the proxy does not).
-func startMosquitto(dir string) (*target, error) {
+// startMosquitto starts a broker on a free loopback port (and, withSocket,
+// on a Unix socket in dir) with its config in dir (a copy of
+// test/harness.StartMosquittoIn, which imports the proxy package: the bench
+// must build while the proxy does not).
+func startMosquitto(dir string, withSocket bool) (*target, error) {
 	bin, err := lookBinary("mosquitto")
 	if err != nil {
 		return nil, fmt.Errorf("mosquitto: %w (apt-get install -y mosquitto)", err)
@@ -103,8 +104,11 @@ func startMosquitto(dir string) (*target, error) {
 			conf += "user root\n"
 		}
 		conf += mosquittoConf
-		socket := filepath.Join(dir, "mosquitto.sock")
-		conf += "listener 0 " + socket + "\n"
+		socket := ""
+		if withSocket {
+			socket = filepath.Join(dir, "mosquitto.sock")
+			conf += "listener 0 " + socket + "\n"
+		}
 		path := filepath.Join(dir, "mosquitto-"+port+".conf")
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			return nil, fmt.Errorf("write mosquitto config: %w", err)
@@ -114,7 +118,20 @@ func startMosquitto(dir string) (*target, error) {
 			return nil, err
 		}
 		t := &target{name: targetDirect, addr: addr, socket: socket, proc: p, fdsPerConn: 1}
-		if lastErr = p.waitReady(startTimeout, func() error { return t.probe(nil) }); lastErr == nil {
+		ready := func() error {
+			if err := t.probe(nil); err != nil {
+				return err
+			}
+			if socket == "" {
+				return nil
+			}
+			c, err := net.Dial("unix", socket)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		}
+		if lastErr = p.waitReady(startTimeout, ready); lastErr == nil {
 			return t, nil
 		}
 	}
@@ -126,7 +143,9 @@ func startMosquitto(dir string) (*target, error) {
 // issuer and the generated policy, and waits until a JWT CONNECT succeeds
 // through it.
 func startProxy(name, bin, dir, upstream string, id *identity) (*target, error) {
-	policyPath := filepath.Join(dir, "policy.json")
+	// One policy file per proxy: rewriting a file another running proxy
+	// watches would make it reload mid-measurement.
+	policyPath := filepath.Join(dir, name+"-policy.json")
 	if err := writePolicy(policyPath); err != nil {
 		return nil, err
 	}
