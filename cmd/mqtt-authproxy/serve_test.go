@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token/tokentest"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
 	"github.com/mqtt-authproxy/mqtt-authproxy/test/harness"
 )
 
@@ -124,5 +127,38 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), tok[strings.LastIndex(tok, ".")+1:]) {
 		t.Error("the token's signature appears in serve's logs")
+	}
+}
+
+// /readyz's upstream check dials the broker the way the proxy does, Unix
+// socket included.
+func TestUpstreamReachable(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "broker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	for _, tc := range []struct {
+		address string
+		ready   bool
+	}{
+		{"unix:" + sock, true},
+		{tcp.Addr().String(), true},
+		{"unix:" + filepath.Join(t.TempDir(), "none.sock"), false},
+	} {
+		cfg := proxy.DefaultConfig().Upstream
+		cfg.Address = tc.address
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := upstreamReachable(cfg)(ctx)
+		cancel()
+		if (err == nil) != tc.ready {
+			t.Errorf("%s: err = %v, want ready %v", tc.address, err, tc.ready)
+		}
 	}
 }
