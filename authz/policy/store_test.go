@@ -204,6 +204,8 @@ func TestWatch(t *testing.T) {
 		writeFile(t, filepath.Dir(path), "unrelated.txt", "x")
 		writeFile(t, filepath.Dir(path), "policy.yaml", strings.Replace(storePolicy, "t/#", "w/#", 1))
 		waitFor(t, "the fixed policy", func() bool { return publishAllowed(s, "w/x") })
+		// The callbacks run just after the new snapshot is in place.
+		waitFor(t, "the reload callback", func() bool { return reloads.Load() > 0 })
 		if got := value(s.metrics.reloadFailure); got != 1 {
 			t.Errorf("failures: got %v, want 1", got)
 		}
