@@ -3,10 +3,10 @@ package proxy
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/mqtt-authproxy/mqtt-authproxy/test/leakcheck"
 )
 
 // TestMain fails the package if any goroutine outlives the tests.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }

@@ -3,7 +3,7 @@ package test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/mqtt-authproxy/mqtt-authproxy/test/leakcheck"
 )
 
 // TestMain fails the package if any goroutine outlives the tests: every
@@ -11,5 +11,5 @@ import (
 // expiry timers), every client and every test server must be gone once its
 // test cleaned up.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }
