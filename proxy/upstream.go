@@ -64,8 +64,10 @@ func DialUpstream(ctx context.Context, d Dialer, cfg UpstreamConfig) (net.Conn, 
 		case err == nil:
 			return c, nil
 		case network != "unix" || !errors.Is(err, syscall.EAGAIN):
-			if retried && ctx.Err() != nil {
-				err = fmt.Errorf("%w (%s)", err, full) // timed out while retrying
+			// Timed out while retrying: the dialer may see the deadline
+			// pass before ctx reports it.
+			if retried && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
+				err = fmt.Errorf("%w (%s)", err, full)
 			}
 			return nil, err
 		}
