@@ -54,10 +54,28 @@ func TestVerifyWithoutRun(t *testing.T) {
 	}
 }
 
+// primedFixture is a fixture without the background refresh loop whose
+// keys were fetched once, by a Verify, at the fixture clock's start: every
+// later fetch is one the test causes. (With the loop running, a fetch of
+// its own could overlap the test's steps and make the fetch counts and the
+// rate limit depend on scheduling.)
+func primedFixture(t *testing.T, o fixtureOptions) *fixture {
+	t.Helper()
+	o.noRun = true
+	f := newFixture(t, o)
+	if err := f.verify(f.mint(t, f.entraClaims(nil))); err != nil {
+		t.Fatalf("priming Verify: %v", err)
+	}
+	if got := f.idp.FetchCount(); got != 1 {
+		t.Fatalf("priming Verify made %d fetches, want 1", got)
+	}
+	return f
+}
+
 // SPEC 5: a rotated key is picked up through the kid-miss refetch without a
 // restart, at most once per minRefreshInterval.
 func TestKeyRotationViaKidMiss(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+	f := primedFixture(t, fixtureOptions{})
 	if err := f.idp.Rotate(jwa.ES256, tokentest.DropOldKeys()); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +98,7 @@ func TestKeyRotationViaKidMiss(t *testing.T) {
 // SPEC 2.1, 5: 1,000 concurrent CONNECTs with random unknown kids cause at
 // most one fetch per minRefreshInterval.
 func TestUnknownKidStorm(t *testing.T) {
-	f := newFixture(t, fixtureOptions{config: func(c *token.Config) { c.MinRefreshInterval = time.Hour }})
+	f := primedFixture(t, fixtureOptions{config: func(c *token.Config) { c.MinRefreshInterval = time.Hour }})
 	f.idp.SetLatency(20 * time.Millisecond) // make the fetch overlap the storm
 	tokens := make([]string, 1000)
 	for i := range tokens {
@@ -126,7 +144,7 @@ func TestUnknownKidStorm(t *testing.T) {
 // their own, and a caller whose ctx ends stops waiting without failing the
 // others.
 func TestRefetchIsSingleFlight(t *testing.T) {
-	f := newFixture(t, fixtureOptions{})
+	f := primedFixture(t, fixtureOptions{})
 	if err := f.idp.Rotate(jwa.RS256); err != nil {
 		t.Fatal(err)
 	}
