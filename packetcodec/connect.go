@@ -43,11 +43,8 @@ func DecodeConnect(f Frame) (*Connect, error) {
 	if err := checkFixedHeader(f.Type, f.Flags); err != nil {
 		return nil, err
 	}
-	l, err := validateConnect(f.Body)
-	if err != nil {
-		return nil, err
-	}
-	c, err := decodeConnectBody(f.Body)
+	c := &packets.Connect{Properties: &packets.Properties{}}
+	l, err := validateConnect(f.Body, c)
 	if err != nil {
 		return nil, err
 	}
@@ -56,71 +53,6 @@ func DecodeConnect(f Frame) (*Connect, error) {
 		out.WillPropertiesRaw = append(make([]byte, 0, l.willEnd-l.willStart), f.Body[l.willStart:l.willEnd]...)
 	}
 	return out, nil
-}
-
-// decodeConnectBody converts a CONNECT body validateConnect has accepted
-// into the fields paho's Connect.Unpack would give, copying every string and
-// binary value once, so nothing aliases the frame.
-func decodeConnectBody(body []byte) (*packets.Connect, error) {
-	cur := cursor{b: body}
-	name, err := cur.field("protocol name")
-	if err != nil {
-		return nil, err
-	}
-	c := &packets.Connect{ProtocolName: string(name), Properties: &packets.Properties{}}
-	if c.ProtocolVersion, err = cur.u8("protocol version"); err != nil {
-		return nil, err
-	}
-	flags, err := cur.u8("connect flags")
-	if err != nil {
-		return nil, err
-	}
-	c.UnpackFlags(flags)
-	if c.KeepAlive, err = cur.u16("keep alive"); err != nil {
-		return nil, err
-	}
-	start, end, err := cur.propBlock("properties")
-	if err != nil {
-		return nil, err
-	}
-	decodeProps(body[start:end], c.Properties)
-	id, err := cur.field("client identifier")
-	if err != nil {
-		return nil, err
-	}
-	c.ClientID = string(id)
-	if c.WillFlag {
-		if start, end, err = cur.propBlock("will properties"); err != nil {
-			return nil, err
-		}
-		c.WillProperties = &packets.Properties{}
-		decodeProps(body[start:end], c.WillProperties)
-		topic, err := cur.field("will topic")
-		if err != nil {
-			return nil, err
-		}
-		c.WillTopic = string(topic)
-		msg, err := cur.field("will payload")
-		if err != nil {
-			return nil, err
-		}
-		c.WillMessage = ownedBytes(msg)
-	}
-	if c.UsernameFlag {
-		u, err := cur.field("user name")
-		if err != nil {
-			return nil, err
-		}
-		c.Username = string(u)
-	}
-	if c.PasswordFlag {
-		pw, err := cur.field("password")
-		if err != nil {
-			return nil, err
-		}
-		c.Password = ownedBytes(pw)
-	}
-	return c, nil
 }
 
 // connectLayout is what validateConnect reports about a valid CONNECT body.
@@ -140,7 +72,11 @@ const (
 )
 
 // validateConnect checks a CONNECT body without allocating unless it fails.
-func validateConnect(body []byte) (connectLayout, error) {
+// With out non-nil it also fills out as paho's Connect.Unpack would, copying
+// every string and binary value once (paho copies each through a growing
+// bytes.Buffer, several KiB per CONNECT with a JWT), so nothing aliases the
+// body.
+func validateConnect(body []byte, out *packets.Connect) (connectLayout, error) {
 	var l connectLayout
 	c := cursor{b: body}
 	name, err := c.field("protocol name")
@@ -175,12 +111,18 @@ func validateConnect(body []byte) (connectLayout, error) {
 	case !will && flags&(connectWillQoS|connectWillRetain) != 0:
 		return l, malformed("will QoS or retain without the will flag") // [MQTT-3.1.2-11] [MQTT-3.1.2-13]
 	}
-	if _, err := c.u16("keep alive"); err != nil {
-		return l, err
-	}
-	info, _, _, err := c.props(inConnect, "properties")
+	keepAlive, err := c.u16("keep alive")
 	if err != nil {
 		return l, err
+	}
+	info, start, end, err := c.props(inConnect, "properties")
+	if err != nil {
+		return l, err
+	}
+	if out != nil {
+		out.ProtocolName, out.ProtocolVersion, out.KeepAlive = string(name), level, keepAlive
+		out.UnpackFlags(flags)
+		decodeProps(body[start:end], out.Properties)
 	}
 	if info.has(packets.PropAuthData) && !info.has(packets.PropAuthMethod) {
 		return l, protocolError("authentication data without authentication method")
@@ -193,6 +135,9 @@ func validateConnect(body []byte) (connectLayout, error) {
 	if err := checkUTF8(id, "client identifier"); err != nil { // [MQTT-3.1.3-4]
 		return l, err
 	}
+	if out != nil {
+		out.ClientID = string(id)
+	}
 	if will {
 		if _, l.willStart, l.willEnd, err = c.props(inWill, "will properties"); err != nil {
 			return l, err
@@ -204,8 +149,14 @@ func validateConnect(body []byte) (connectLayout, error) {
 		if err := checkTopicName(topic, "will topic"); err != nil { // [MQTT-3.1.3-11]
 			return l, err
 		}
-		if _, err := c.field("will payload"); err != nil {
+		payload, err := c.field("will payload")
+		if err != nil {
 			return l, err
+		}
+		if out != nil {
+			out.WillProperties = &packets.Properties{}
+			decodeProps(body[l.willStart:l.willEnd], out.WillProperties)
+			out.WillTopic, out.WillMessage = string(topic), ownedBytes(payload)
 		}
 	}
 	if flags&connectUsername != 0 {
@@ -216,11 +167,18 @@ func validateConnect(body []byte) (connectLayout, error) {
 		if err := checkUTF8(u, "user name"); err != nil { // [MQTT-3.1.3-12]
 			return l, err
 		}
+		if out != nil {
+			out.Username = string(u)
+		}
 	}
 	if flags&connectPassword != 0 {
 		// v5 allows a password without a user name.
-		if _, err := c.field("password"); err != nil {
+		pw, err := c.field("password")
+		if err != nil {
 			return l, err
+		}
+		if out != nil {
+			out.Password = ownedBytes(pw)
 		}
 	}
 	if c.rest() != 0 {

@@ -18,7 +18,7 @@ func Validate(f Frame) error {
 	b := f.Body
 	switch f.Type {
 	case packets.CONNECT:
-		_, err := validateConnect(b)
+		_, err := validateConnect(b, nil)
 		return err
 	case packets.CONNACK:
 		return validateConnack(b)

@@ -124,7 +124,7 @@ func EncodeConnect(dst []byte, c *Connect) ([]byte, error) {
 	}
 	// The broker must never receive a CONNECT this package would refuse
 	// (e.g. an edited field with U+0000): check the result as if read.
-	if _, err := validateConnect(dst[start+1+vbiLen(rl):]); err != nil {
+	if _, err := validateConnect(dst[start+1+vbiLen(rl):], nil); err != nil {
 		return dst[:start], fmt.Errorf("packetcodec: encode CONNECT: %w", err)
 	}
 	return dst, nil
