@@ -125,15 +125,25 @@ func (s *source) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	if s.onWait != nil {
-		// The rest of a large packet is read straight from the stream,
-		// which may block: run the hook first, as fill does.
-		if err := s.onWait(); err != nil {
-			s.err = err
-			return 0, err
-		}
+	// The rest of a large packet is read straight from the stream, which
+	// may block: run the hook first, as fill does.
+	if err := s.beforeWait(); err != nil {
+		return 0, err
 	}
 	return s.rd.Read(p)
+}
+
+// beforeWait runs onWait, if set, before a read that may block; its error
+// becomes the sticky read error.
+func (s *source) beforeWait() error {
+	if s.onWait == nil {
+		return nil
+	}
+	if err := s.onWait(); err != nil {
+		s.err = err
+		return err
+	}
+	return nil
 }
 
 // fill reads once into the free space of the buffer, taking one from the
@@ -158,12 +168,8 @@ const maxEmptyReads = 100
 
 // fillStream reads with the stream's own Read, holding the buffer.
 func (s *source) fillStream() {
-	if s.onWait != nil {
-		// Any read of a stream may block.
-		if err := s.onWait(); err != nil {
-			s.err = err
-			return
-		}
+	if s.beforeWait() != nil { // any read of a stream may block
+		return
 	}
 	if s.buf == nil {
 		s.buf = s.pool.Get().(*[]byte)

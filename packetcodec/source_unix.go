@@ -50,12 +50,8 @@ func (s *source) fillRaw() {
 			// unless it holds the start of a packet, and only after
 			// onWait (the flush of what this burst produced).
 			s.release()
-			if s.onWait != nil {
-				if werr = s.onWait(); werr != nil {
-					return true
-				}
-			}
-			return false
+			werr = s.beforeWait()
+			return werr != nil
 		}
 		return true
 	})

@@ -26,10 +26,7 @@ func (c *conn) clientPump() ending {
 		c.refreshKeepAlive()
 		f, err := c.cr.ReadFrame()
 		if err != nil {
-			if fe := (*flushError)(nil); errors.As(err, &fe) {
-				return fe.end
-			}
-			return clientReadEnding(err)
+			return readEnding(err, clientReadEnding)
 		}
 		m.packet(dirFromClient, f.Type)
 		if err := packetcodec.CheckFromClient(f.Type); err != nil {
@@ -120,10 +117,7 @@ func (c *conn) upstreamPump() ending {
 	for {
 		f, err := c.ur.ReadFrame()
 		if err != nil {
-			if fe := (*flushError)(nil); errors.As(err, &fe) {
-				return fe.end
-			}
-			return upstreamLost(err)
+			return readEnding(err, upstreamLost)
 		}
 		m.packet(dirFromUpstream, f.Type)
 		if err := packetcodec.CheckFromServer(f.Type); err != nil {
@@ -163,6 +157,15 @@ func (c *conn) upstreamPump() ending {
 type flushError struct{ end ending }
 
 func (e *flushError) Error() string { return fmt.Sprintf("flush: %v", e.end.err) }
+
+// readEnding is how a pump ends on a read error: as its wait hook's failed
+// flush said, or as other says for the read itself.
+func readEnding(err error, other func(error) ending) ending {
+	if fe := (*flushError)(nil); errors.As(err, &fe) {
+		return fe.end
+	}
+	return other(err)
+}
 
 // flushBoth writes out what both Writers hold. The Readers call it just
 // before they wait for their socket (packetcodec.Reader.SetOnWait): a burst
