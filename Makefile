@@ -21,7 +21,7 @@ test: ## go vet, then every test with the race detector (what CI runs)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-bench: ## end-to-end benchmark: proxy vs direct Mosquitto vs byte relay vs HAProxy (installed when root can), hops over TCP and a Unix socket; prints one table
+bench: ## end-to-end benchmark: proxy vs direct Mosquitto vs byte relay (goroutines, and an epoll loop) vs HAProxy (installed when root can), hops over TCP and a Unix socket; prints one table
 	@PATH="$$PATH:/usr/sbin"; command -v haproxy >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy >/dev/null 2>&1 && echo "installed haproxy"; } || echo "haproxy not installed: its column is skipped"
 	$(GO) run ./cmd/mqtt-authproxy-bench

@@ -118,8 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		}
 	}
 	switch {
-	case !slices.Contains([]string{targetProxy, targetProxyUDS, targetRelay, targetRelayUDS}, s.profTarget):
-		return s, fmt.Errorf("-profile-target: want %s, %s, %s or %s", targetProxy, targetProxyUDS, targetRelay, targetRelayUDS)
+	case !slices.Contains(profileTargets(), s.profTarget):
+		return s, fmt.Errorf("-profile-target: want one of %s", strings.Join(profileTargets(), ", "))
 	case s.profileOf != profileQoS1 && s.profileOf != profileConnect:
 		return s, fmt.Errorf("-profile-cell: want %s or %s", profileQoS1, profileConnect)
 	case s.duration <= 0 || s.duration > 2*time.Minute:
@@ -142,8 +142,16 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	return s, nil
 }
 
+// profileTargets are the hops -profile-target may name.
+func profileTargets() []string {
+	return []string{targetProxy, targetProxyUDS, targetRelay, targetRelayUDS, targetRelayEpollUDS}
+}
+
 func main() {
 	if upstream := os.Getenv(relayEnv); upstream != "" {
+		if os.Getenv(relayEpollEnv) != "" {
+			os.Exit(runEpollRelay(upstream))
+		}
 		os.Exit(runRelay(upstream))
 	}
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))

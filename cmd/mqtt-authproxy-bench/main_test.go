@@ -44,7 +44,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run failed: %v", err)
 	}
-	for _, want := range []string{targetDirect, targetRelay, targetProxy, targetRelayUDS, targetProxyUDS} {
+	for _, want := range []string{targetDirect, targetRelay, targetProxy, targetRelayUDS, targetProxyUDS, targetRelayEpollUDS} {
 		if !rep.has(want) {
 			t.Errorf("no %s column", want)
 		}

@@ -16,6 +16,9 @@ import (
 // relay is a process of its own.
 const relayEnv = "MQTT_AUTHPROXY_BENCH_RELAY_UPSTREAM"
 
+// relayEpollEnv, set beside relayEnv, makes the child the epoll relay.
+const relayEpollEnv = "MQTT_AUTHPROXY_BENCH_RELAY_EPOLL"
+
 // runRelay is the relay child's main: it listens on a loopback port, prints
 // the address on stdout, and copies bytes both ways between each client and
 // its own connection to upstream (io.Copy, which uses splice(2) between two

@@ -129,7 +129,7 @@ func (b *bench) fail(err error) {
 // to start: their columns show "error". HAProxy, when not installed, is
 // dropped with a note instead.
 func (b *bench) startTargets(ctx context.Context, dir string) ([]string, error) {
-	mosq, err := startMosquitto(dir, slices.Contains(b.s.targets, targetRelayUDS) || slices.Contains(b.s.targets, targetProxyUDS))
+	mosq, err := startMosquitto(dir, slices.ContainsFunc(b.s.targets, func(t string) bool { return strings.HasSuffix(t, "-uds") }))
 	if err != nil {
 		return nil, err
 	}
@@ -144,9 +144,11 @@ func (b *bench) startTargets(ctx context.Context, dir string) ([]string, error) 
 		case targetDirect:
 			continue
 		case targetRelay:
-			t, err = startRelay(name, mosq.addr)
+			t, err = startRelay(name, mosq.addr, false)
 		case targetRelayUDS:
-			t, err = startRelay(name, "unix:"+mosq.socket)
+			t, err = startRelay(name, "unix:"+mosq.socket, false)
+		case targetRelayEpollUDS:
+			t, err = startRelay(name, "unix:"+mosq.socket, true)
 		case targetHAProxy:
 			t, err = startHAProxy(dir, mosq.addr, memoryConns(b.s.conns, 2, b.nofile)+64)
 			if errors.Is(err, errNotInstalled) {

@@ -24,11 +24,14 @@ const (
 	// loopback TCP (upstream.address: unix:PATH), as a sidecar may.
 	targetRelayUDS = "relay-uds"
 	targetProxyUDS = "proxy-uds"
+	// The byte relay as one edge-triggered epoll loop (relay_epoll_linux.go),
+	// reaching Mosquitto over its Unix socket.
+	targetRelayEpollUDS = "relay-epoll-uds"
 )
 
 // knownTargets lists every target in column order.
 func knownTargets() []string {
-	return []string{targetDirect, targetRelay, targetHAProxy, targetProxy, targetRelayUDS, targetProxyUDS}
+	return []string{targetDirect, targetRelay, targetHAProxy, targetProxy, targetRelayUDS, targetProxyUDS, targetRelayEpollUDS}
 }
 
 // startTimeout bounds how long any target may take to accept its first
@@ -178,13 +181,16 @@ func startProxy(name, bin, dir, upstream string, id *identity) (*target, error) 
 // startRelay re-executes this program as the byte relay (see relay.go),
 // target name, in front of upstream (host:port or unix:PATH), so the relay's
 // CPU and memory are measured apart from the load generator's.
-func startRelay(name, upstream string) (*target, error) {
+func startRelay(name, upstream string, epoll bool) (*target, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("relay: find own executable: %w", err)
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), relayEnv+"="+upstream)
+	if epoll {
+		cmd.Env = append(cmd.Env, relayEpollEnv+"=1")
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
@@ -215,6 +221,9 @@ func startRelay(name, upstream string) (*target, error) {
 	// Two sockets, and a splice pipe (two fds) per direction while io.Copy
 	// waits for data.
 	t := &target{name: name, addr: addr, proc: p, hop: true, fdsPerConn: 6}
+	if epoll {
+		t.fdsPerConn = 2 // no splice pipes
+	}
 	if err := p.waitReady(startTimeout, func() error { return t.probe(nil) }); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
