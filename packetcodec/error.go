@@ -15,6 +15,12 @@ const (
 	codePacketTooLarge     byte = 0x95 // Packet too large
 )
 
+// ErrWouldBlock is returned by a non-blocking stream that has nothing to
+// read or no room to write, and by a Reader on such a stream
+// (Reader.SetNonblocking) that needs more bytes for the next frame. It is
+// never wrapped and never sticky: call again once the socket is ready.
+var ErrWouldBlock = errors.New("packetcodec: operation would block")
+
 // Error is a wire-level violation carrying the MQTT v5 reason code to send
 // in the DISCONNECT (or CONNACK, for a CONNECT) that ends the connection
 // (STYLE 16). Reason is a short human-readable cause that never contains

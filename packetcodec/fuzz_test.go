@@ -51,24 +51,55 @@ func FuzzReadFrame(f *testing.F) {
 		fuzzConnectBody(t, b)
 		r := NewReader(bytes.NewReader(b), 1<<16)
 		consumed := 0
+		var frames [][]byte
 		for {
 			fr, err := r.ReadFrame()
 			if err == io.EOF {
 				if consumed != len(b) {
 					t.Fatalf("io.EOF after %d of %d bytes", consumed, len(b))
 				}
-				return
+				break
 			}
 			if err != nil {
 				if !isCodecError(err, false) {
 					t.Fatalf("ReadFrame: got %v, want *Error", err)
 				}
-				return
+				break
 			}
 			consumed += len(fr.Raw)
 			checkFrame(t, fr)
+			frames = append(frames, bytes.Clone(fr.Raw))
 		}
+		checkNonblockingAgrees(t, b, frames)
 	})
+}
+
+// checkNonblockingAgrees reads b again through a non-blocking Reader that
+// gets it in pieces (sized from b, with ErrWouldBlock between them) and
+// checks it returns the same frames as the blocking read did.
+func checkNonblockingAgrees(t *testing.T, b []byte, want [][]byte) {
+	cut := 1
+	if len(b) > 0 {
+		cut = 1 + int(b[len(b)-1])%64
+	}
+	r := NewReader(bytes.NewReader(nil), 1<<16)
+	r.SetNonblocking(&trickle{chunks: chop(bytes.Clone(b), cut)})
+	for i := 0; ; {
+		fr, err := r.ReadFrame()
+		if err == ErrWouldBlock {
+			continue // trickle makes progress on every other Read
+		}
+		if err != nil || i == len(want) {
+			if i != len(want) || err != io.EOF && !isCodecError(err, false) {
+				t.Fatalf("non-blocking read: frame %d of %d: %v", i, len(want), err)
+			}
+			return
+		}
+		if !bytes.Equal(fr.Raw, want[i]) {
+			t.Fatalf("non-blocking read: frame %d differs", i)
+		}
+		i++
+	}
 }
 
 func checkFrame(t *testing.T, fr Frame) {

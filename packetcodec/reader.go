@@ -40,6 +40,17 @@ type Reader struct {
 	// spillBox is the pooled buffer holding the last frame when it was
 	// larger than br's buffer; returned to the pool at the next ReadFrame.
 	spillBox *[]byte
+	// spill is the frame too large for br's buffer being read; inSpill
+	// says a non-blocking stream (SetNonblocking) ran dry inside it.
+	spill   partialFrame
+	inSpill bool
+}
+
+// partialFrame is a large frame being read: buf holds its first bytes.
+type partialFrame struct {
+	t, flags  byte
+	hl, total int
+	buf       []byte
 }
 
 // NewReader returns a Reader over r that rejects packets larger than
@@ -77,6 +88,27 @@ func (r *Reader) Buffered() int { return r.br.Buffered() }
 // not be called concurrently with ReadFrame.
 func (r *Reader) SetOnWait(fn func() error) { r.br.onWait = fn }
 
+// SetNonblocking makes rd the stream from here on, keeping the bytes
+// already read. rd must return ErrWouldBlock, never wait, when it has
+// nothing; ReadFrame then returns ErrWouldBlock whenever the next frame has
+// not fully arrived, and is called again once rd is readable. The proxy's
+// event loop (proxy/loop_linux.go) reads sockets this way. The read buffer
+// is held only while it holds unread bytes, as on a socket. It must not be
+// called concurrently with ReadFrame.
+func (r *Reader) SetNonblocking(rd io.Reader) { r.br.setNonblocking(rd) }
+
+// Readable tells a non-blocking Reader that an edge-triggered poller
+// reported its socket readable. Unless hangup (the event also reported
+// the peer's end or an error), a read that does not fill the buffer is
+// taken to have emptied the socket: anything arriving later raises a new
+// edge, so the Reader returns ErrWouldBlock after it without the read
+// system call that would only say EAGAIN. A hang-up must be read to the
+// end, since its edge has already been reported.
+func (r *Reader) Readable(hangup bool) {
+	r.br.shortDrains = !hangup
+	r.br.drained = false
+}
+
 // ErrReaderClosed is returned by ReadFrame after Close.
 var ErrReaderClosed = errors.New("packetcodec: reader closed")
 
@@ -91,6 +123,8 @@ func (r *Reader) Close() {
 		spillBuffers.Put(r.spillBox)
 		r.spillBox = nil
 	}
+	r.inSpill = false
+	r.spill.buf = nil
 	r.br.close()
 }
 
@@ -106,6 +140,9 @@ func (r *Reader) Close() {
 func (r *Reader) ReadFrame() (Frame, error) {
 	// The previous frame is done with: give its spill buffer back, so a
 	// connection idle after one large packet holds none (issue 5).
+	if r.inSpill {
+		return r.resumeSpill()
+	}
 	if r.spillBox != nil {
 		spillBuffers.Put(r.spillBox)
 		r.spillBox = nil
@@ -116,8 +153,8 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	// whose sender is waiting for an answer.
 	hdr, err := r.br.Peek(2)
 	if len(hdr) == 0 {
-		if err == io.EOF {
-			return Frame{}, io.EOF
+		if err == io.EOF || err == ErrWouldBlock {
+			return Frame{}, err
 		}
 		return Frame{}, fmt.Errorf("read frame: %w", err)
 	}
@@ -175,21 +212,36 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	// with the bytes that actually arrive (doubling, from 64 KiB), not to
 	// the size the header claims: with a large limit a peer announcing
 	// 256 MiB and sending nothing must not get 256 MiB allocated.
-	raw, err := r.readSpill(total)
-	if err != nil {
-		return Frame{}, truncated(err)
-	}
-	return Frame{Type: t, Flags: flags, Raw: raw, Body: raw[hl:]}, nil
-}
-
-// readSpill reads total bytes into r.spill, growing it as data arrives.
-func (r *Reader) readSpill(total int) ([]byte, error) {
-	var buf []byte
+	r.spill = partialFrame{t: t, flags: flags, hl: hl, total: total}
 	if total <= retainLimit {
 		// A pooled buffer, held until the next ReadFrame.
 		r.spillBox = spillBuffers.Get().(*[]byte)
-		buf = (*r.spillBox)[:0]
+		r.spill.buf = (*r.spillBox)[:0]
 	}
+	return r.resumeSpill()
+}
+
+// resumeSpill reads the rest of the large frame r.spill. On a non-blocking
+// stream that runs dry it keeps it for the next ReadFrame.
+func (r *Reader) resumeSpill() (Frame, error) {
+	p := &r.spill
+	raw, err := r.readSpill(p)
+	r.inSpill = err == ErrWouldBlock
+	if r.inSpill {
+		return Frame{}, err
+	}
+	p.buf = nil // the frame owns it now; spillBox, if pooled, until the next ReadFrame
+	if err != nil {
+		return Frame{}, truncated(err)
+	}
+	return Frame{Type: p.t, Flags: p.flags, Raw: raw, Body: raw[p.hl:]}, nil
+}
+
+// readSpill reads the rest of p's total bytes into p.buf, growing it as
+// data arrives.
+func (r *Reader) readSpill(p *partialFrame) ([]byte, error) {
+	buf, total := p.buf, p.total
+	defer func() { p.buf = buf }()
 	for len(buf) < total {
 		if len(buf) == cap(buf) {
 			// Only above retainLimit: grow with the bytes that arrive,
@@ -213,6 +265,9 @@ func (r *Reader) readSpill(total int) ([]byte, error) {
 // STYLE §1 item 3). io.ErrUnexpectedEOF is wrapped for errors.Is, io.EOF
 // deliberately not.
 func truncated(err error) error {
+	if err == ErrWouldBlock {
+		return err
+	}
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: %w", malformed("truncated packet"), io.ErrUnexpectedEOF)
 	}

@@ -42,6 +42,14 @@ type source struct {
 	err  error           // sticky read error, returned once the buffer is drained
 	// onWait runs before the source waits for the stream (Reader.SetOnWait).
 	onWait func() error
+	// nonblocking: rd returns ErrWouldBlock instead of waiting
+	// (Reader.SetNonblocking); the source then returns it, unsticky.
+	nonblocking bool
+	wouldBlock  bool // the last fill met ErrWouldBlock
+	// shortDrains: a read that does not fill the buffer emptied the
+	// socket (edge-triggered readiness, no hang-up pending), so the next
+	// fill reports ErrWouldBlock without a system call; drained records it.
+	shortDrains, drained bool
 }
 
 func newSource(rd io.Reader) *source {
@@ -52,12 +60,26 @@ func newSource(rd io.Reader) *source {
 	return s
 }
 
+// setNonblocking makes rd, which returns ErrWouldBlock when it has nothing,
+// the stream, keeping the unread bytes. The buffer is a socket's: taken
+// when bytes arrive, given back when a read would block.
+func (s *source) setNonblocking(rd io.Reader) {
+	if s.buf != nil && s.pool != &readBuffers {
+		// A stream buffer cannot go back to readBuffers: copy its bytes.
+		b := readBuffers.Get().(*[]byte)
+		n := copy(*b, (*s.buf)[s.r:s.w])
+		s.pool.Put(s.buf)
+		s.buf, s.r, s.w = b, 0, n
+	}
+	s.rd, s.raw, s.pool, s.nonblocking = rd, nil, &readBuffers, true
+}
+
 // Buffered returns the number of unread bytes in the buffer.
 func (s *source) Buffered() int { return s.w - s.r }
 
 // Size is the buffer size: the longest Peek.
 func (s *source) Size() int {
-	if s.raw != nil {
+	if s.raw != nil || s.nonblocking {
 		return readBufferSize
 	}
 	return streamBufferSize
@@ -97,7 +119,10 @@ func (s *source) Peek(n int) ([]byte, error) {
 			s.w -= s.r
 			s.r = 0
 		}
-		s.fill()
+		if s.fill(); s.wouldBlock {
+			s.wouldBlock = false
+			return s.peeked(), ErrWouldBlock
+		}
 	}
 	return (*s.buf)[s.r : s.r+n], nil
 }
@@ -152,13 +177,42 @@ func (s *source) beforeWait() error {
 // once): a Reader is done after its first error. The buffer goes back to
 // the pool then if it holds nothing unread.
 func (s *source) fill() {
-	if s.raw != nil {
+	switch {
+	case s.nonblocking:
+		s.fillNonblocking()
+	case s.raw != nil:
 		s.fillRaw()
-	} else {
+	default:
 		s.fillStream()
 	}
 	if s.err != nil {
 		s.release()
+	}
+}
+
+// fillNonblocking reads once from a stream that returns ErrWouldBlock
+// instead of waiting; the buffer goes back when that leaves it empty.
+func (s *source) fillNonblocking() {
+	if s.drained {
+		s.drained, s.wouldBlock = false, true
+		s.release()
+		return
+	}
+	if s.buf == nil {
+		s.buf = s.pool.Get().(*[]byte)
+	}
+	room := len(*s.buf) - s.w
+	n, err := s.rd.Read((*s.buf)[s.w:])
+	s.w += n
+	s.drained = s.shortDrains && err == nil && n > 0 && n < room
+	switch {
+	case err == ErrWouldBlock:
+		s.wouldBlock = true
+		s.release()
+	case err != nil:
+		s.err = err
+	case n == 0:
+		s.err = io.EOF
 	}
 }
 

@@ -30,12 +30,18 @@ var writeBuffers = sync.Pool{New: func() any {
 // feeding this Writer is about to wait for its socket (Reader.SetOnWait),
 // so a burst of packets becomes one write; a full buffer is written at once.
 // As with bufio.Writer, the first write error sticks.
+//
+// On a non-blocking stream (one whose Write returns ErrWouldBlock with the
+// count it did write), what the stream does not take stays buffered, the
+// buffer growing past 16 KiB if it must, and Blocked reports it until a
+// Flush gets it all out; the caller stops producing meanwhile.
 type Writer struct {
 	mu      sync.Mutex
 	w       io.Writer
 	buf     *[]byte // pooled; nil while nothing is pending
 	err     error
 	scratch []byte // encoding buffer for WritePacket, reused under mu
+	blocked bool   // the stream refused bytes that are still buffered
 }
 
 // NewWriter returns a Writer gathering up to 16 KiB for w.
@@ -55,17 +61,21 @@ func (w *Writer) write(b []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.buf != nil && len(*w.buf)+len(b) > cap(*w.buf) {
+	if w.buf != nil && len(*w.buf)+len(b) > cap(*w.buf) && !w.blocked {
 		if err := w.flush(); err != nil {
 			return err
 		}
 	}
 	if w.buf == nil {
 		if len(b) >= writeBufferSize {
-			if _, err := w.w.Write(b); err != nil {
-				w.err = err
+			n, err := w.w.Write(b)
+			if err != ErrWouldBlock {
+				if err != nil {
+					w.err = err
+				}
+				return w.err
 			}
-			return w.err
+			w.blocked, b = true, b[n:]
 		}
 		w.buf = writeBuffers.Get().(*[]byte)
 	}
@@ -79,14 +89,39 @@ func (w *Writer) flush() error {
 		return w.err
 	}
 	if len(*w.buf) > 0 && w.err == nil {
-		if _, err := w.w.Write(*w.buf); err != nil {
+		n, err := w.w.Write(*w.buf)
+		if err == ErrWouldBlock {
+			// Keep the rest for the next Flush.
+			*w.buf = (*w.buf)[:copy(*w.buf, (*w.buf)[n:])]
+			w.blocked = true
+			return nil
+		}
+		if err != nil {
 			w.err = err
 		}
 	}
+	w.blocked = false
 	*w.buf = (*w.buf)[:0]
-	writeBuffers.Put(w.buf)
+	if cap(*w.buf) == writeBufferSize { // not one grown while blocked
+		writeBuffers.Put(w.buf)
+	}
 	w.buf = nil
 	return w.err
+}
+
+// Blocked reports whether bytes a non-blocking stream refused are still
+// buffered: Flush again once the socket is writable.
+func (w *Writer) Blocked() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.blocked
+}
+
+// SetStream makes sw the stream from here on; buffered bytes go to it.
+func (w *Writer) SetStream(sw io.Writer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.w = sw
 }
 
 // WritePacket encodes a paho packet (a *packets.ControlPacket, or a

@@ -103,6 +103,10 @@ type conn struct {
 	pendingStop *ending
 	connackSent bool
 
+	// loop is the connection's event loop membership, if its relay runs
+	// on one (set under mu).
+	loop *loopConn
+
 	bg        sync.WaitGroup // re-authentication checks and stop requests in flight
 	closeOnce sync.Once
 }
@@ -141,28 +145,32 @@ func (c *conn) releaseReaders() {
 	}
 }
 
-// relay runs the two pumps until one of them, the expiry timer,
-// re-authentication, a policy re-check or shutdown ends the connection.
-// The client pump runs on the connection's own goroutine and the upstream
-// pump on a second one: two goroutines per connection, the least a
-// blocking-read design allows (issue 5, idle memory). Whoever ends the
-// connection first calls finish; finish closes both sockets, which ends the
-// other pump.
+// relay forwards until the peers, the expiry timer, re-authentication, a
+// policy re-check or shutdown end the connection. Plain sockets on Linux
+// are relayed by an event loop (loop_linux.go) while this goroutine waits;
+// other streams (TLS, WebSocket) by two pumps: the client pump on the
+// connection's own goroutine and the upstream pump on a second one.
+// Whoever ends the connection first calls finish; finish closes both
+// sockets, which ends the other pump.
 func (c *conn) relay(ctx context.Context) {
 	unhook := context.AfterFunc(ctx, func() { c.stop(endShutdown()) })
 	defer unhook()
 	if pending := c.pending(); pending != nil {
 		c.stop(*pending)
 	}
-	c.cr.SetOnWait(c.flushBoth)
-	c.ur.SetOnWait(c.flushBoth)
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		c.finish(c.upstreamPump())
-	}()
-	c.finish(c.clientPump())
-	<-upDone
+	if lc := c.attachToLoop(); lc != nil {
+		<-lc.ended
+	} else {
+		c.cr.SetOnWait(c.flushBoth)
+		c.ur.SetOnWait(c.flushBoth)
+		upDone := make(chan struct{})
+		go func() {
+			defer close(upDone)
+			c.finish(c.upstreamPump())
+		}()
+		c.finish(c.clientPump())
+		<-upDone
+	}
 	c.bg.Wait()
 	c.mu.Lock()
 	if c.expiry != nil {
@@ -210,10 +218,10 @@ func (c *conn) stop(e ending) {
 
 // forceClose closes both sockets without writing anything.
 func (c *conn) forceClose() {
-	c.nc.Close()
 	c.mu.Lock()
-	up := c.up
+	nc, up := c.nc, c.up
 	c.mu.Unlock()
+	nc.Close()
 	if up != nil {
 		up.Close()
 	}
@@ -224,7 +232,14 @@ func (c *conn) finish(e ending) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.ending = true
+		lc := c.loop
 		c.mu.Unlock()
+		if lc != nil {
+			// Off the loop first: from here the sockets are this
+			// goroutine's, and its writes wait (up to the deadlines).
+			lc.detach()
+			defer close(lc.ended)
+		}
 		c.state.Store(stateEnding)
 		if left := c.clientLeft.Load(); left != nil {
 			e = *left
@@ -247,6 +262,12 @@ func (c *conn) finish(e ending) {
 			// was already forwarded first.
 			_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 			_ = c.uw.Flush()
+		}
+		if lc != nil && e.clientCode == noDisconnect {
+			// The loop never waits for a socket: what the client's
+			// refused (the broker's DISCONNECT, say) goes out now.
+			_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+			_ = c.cw.Flush()
 		}
 		c.nc.Close()
 		c.up.Close()

@@ -21,53 +21,58 @@ const (
 // (flushBoth), so a burst becomes one write per socket; under sustained
 // input a Writer also flushes itself each time its 16 KiB buffer fills.
 func (c *conn) clientPump() ending {
-	m := c.srv.metrics
 	for {
 		c.refreshKeepAlive()
 		f, err := c.cr.ReadFrame()
 		if err != nil {
 			return readEnding(err, clientReadEnding)
 		}
-		m.packet(dirFromClient, f.Type)
-		if err := packetcodec.CheckFromClient(f.Type); err != nil {
-			// SPEC 4: packets only a server may send → DISCONNECT 0x82.
-			return clientReadEnding(err)
-		}
-		var e *ending
-		switch f.Type {
-		case packets.PUBLISH:
-			e = c.clientPublish(f)
-		case packets.SUBSCRIBE:
-			e = c.clientSubscribe(f)
-		case packets.UNSUBSCRIBE:
-			e = c.clientUnsubscribe(f)
-		case packets.AUTH:
-			e = c.clientAuth(f)
-		case packets.DISCONNECT:
-			return c.clientDisconnect(f)
-		case packets.CONNECT:
-			end := protocolError("second CONNECT")
-			return end
-		case packets.PUBACK, packets.PUBREC, packets.PUBREL, packets.PUBCOMP:
-			if _, err := packetcodec.PacketID(f); err != nil {
-				return clientReadEnding(err)
-			}
-			e = c.toUpstream(f.Raw)
-		case packets.PINGREQ:
-			// Forwarded, not answered: the broker's PINGRESP proves the
-			// upstream is alive (SPEC 4 keep-alive).
-			if len(f.Body) != 0 {
-				return clientReadEnding(&packetcodec.Error{Code: packets.DisconnectMalformedPacket, Reason: "PINGREQ with a body"})
-			}
-			e = c.toUpstream(f.Raw)
-		default:
-			return protocolError(fmt.Sprintf("unexpected %s from client", packetcodec.TypeName(f.Type)))
-		}
-		if e != nil {
+		if e := c.clientFrame(f); e != nil {
 			return *e
 		}
 	}
 }
+
+// clientFrame handles one packet from the client, for the client pump and
+// the event loop alike; a non-nil ending ends the connection.
+func (c *conn) clientFrame(f packetcodec.Frame) *ending {
+	c.srv.metrics.packet(dirFromClient, f.Type)
+	if err := packetcodec.CheckFromClient(f.Type); err != nil {
+		// SPEC 4: packets only a server may send → DISCONNECT 0x82.
+		return endingOf(clientReadEnding(err))
+	}
+	switch f.Type {
+	case packets.PUBLISH:
+		return c.clientPublish(f)
+	case packets.SUBSCRIBE:
+		return c.clientSubscribe(f)
+	case packets.UNSUBSCRIBE:
+		return c.clientUnsubscribe(f)
+	case packets.AUTH:
+		return c.clientAuth(f)
+	case packets.DISCONNECT:
+		return endingOf(c.clientDisconnect(f))
+	case packets.CONNECT:
+		return endingOf(protocolError("second CONNECT"))
+	case packets.PUBACK, packets.PUBREC, packets.PUBREL, packets.PUBCOMP:
+		if _, err := packetcodec.PacketID(f); err != nil {
+			return endingOf(clientReadEnding(err))
+		}
+		return c.toUpstream(f.Raw)
+	case packets.PINGREQ:
+		// Forwarded, not answered: the broker's PINGRESP proves the
+		// upstream is alive (SPEC 4 keep-alive).
+		if len(f.Body) != 0 {
+			return endingOf(clientReadEnding(&packetcodec.Error{Code: packets.DisconnectMalformedPacket, Reason: "PINGREQ with a body"}))
+		}
+		return c.toUpstream(f.Raw)
+	}
+	return endingOf(protocolError(fmt.Sprintf("unexpected %s from client", packetcodec.TypeName(f.Type))))
+}
+
+// endingOf returns a pointer to e, for the frame handlers' "ends the
+// connection" result.
+func endingOf(e ending) *ending { return &e }
 
 // toUpstream buffers raw bytes for the broker.
 func (c *conn) toUpstream(b []byte) *ending {
@@ -113,43 +118,45 @@ func (c *conn) clientDisconnect(f packetcodec.Frame) ending {
 // upstreamPump reads the broker and forwards to the client, filtering
 // deliveries the client's identity may not receive (SPEC 3.4 last row).
 func (c *conn) upstreamPump() ending {
-	m := c.srv.metrics
 	for {
 		f, err := c.ur.ReadFrame()
 		if err != nil {
 			return readEnding(err, upstreamLost)
 		}
-		m.packet(dirFromUpstream, f.Type)
-		if err := packetcodec.CheckFromServer(f.Type); err != nil {
-			return upstreamLost(err)
-		}
-		var e *ending
-		switch f.Type {
-		case packets.PUBLISH:
-			e = c.upstreamPublish(f)
-		case packets.PUBREL:
-			e = c.upstreamPubrel(f)
-		case packets.SUBACK:
-			e = c.upstreamSuback(f)
-		case packets.DISCONNECT:
-			// The broker ends the session (e.g. session taken over): pass
-			// its reason to the client unchanged.
-			if e := c.toClient(f.Raw); e != nil {
-				return *e
-			}
-			_ = c.cw.Flush()
-			return ending{cause: "upstream_disconnect", clientCode: noDisconnect}
-		case packets.AUTH, packets.CONNACK:
-			// The proxy never starts enhanced auth upstream and has had
-			// its CONNACK.
-			return upstreamLost(fmt.Errorf("unexpected %s from upstream", packetcodec.TypeName(f.Type)))
-		default:
-			e = c.toClient(f.Raw)
-		}
-		if e != nil {
+		if e := c.upstreamFrame(f); e != nil {
 			return *e
 		}
 	}
+}
+
+// upstreamFrame handles one packet from the broker, for the upstream pump
+// and the event loop alike; a non-nil ending ends the connection.
+func (c *conn) upstreamFrame(f packetcodec.Frame) *ending {
+	c.srv.metrics.packet(dirFromUpstream, f.Type)
+	if err := packetcodec.CheckFromServer(f.Type); err != nil {
+		return endingOf(upstreamLost(err))
+	}
+	switch f.Type {
+	case packets.PUBLISH:
+		return c.upstreamPublish(f)
+	case packets.PUBREL:
+		return c.upstreamPubrel(f)
+	case packets.SUBACK:
+		return c.upstreamSuback(f)
+	case packets.DISCONNECT:
+		// The broker ends the session (e.g. session taken over): pass
+		// its reason to the client unchanged.
+		if e := c.toClient(f.Raw); e != nil {
+			return e
+		}
+		_ = c.cw.Flush()
+		return &ending{cause: "upstream_disconnect", clientCode: noDisconnect}
+	case packets.AUTH, packets.CONNACK:
+		// The proxy never starts enhanced auth upstream and has had
+		// its CONNACK.
+		return endingOf(upstreamLost(fmt.Errorf("unexpected %s from upstream", packetcodec.TypeName(f.Type))))
+	}
+	return c.toClient(f.Raw)
 }
 
 // flushError carries how a connection ends when a Reader's wait hook could

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,6 +94,10 @@ type Server struct {
 	closing  bool
 	wg       sync.WaitGroup
 	shutdown chan struct{}
+
+	// loops relay connections whose sockets are both plain (loop_linux.go).
+	loops    []*eventLoop
+	nextLoop atomic.Uint32
 }
 
 // New validates cfg and returns a Server.
@@ -125,6 +130,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		metrics:  m,
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
+		loops:    newLoops(),
 	}, nil
 }
 

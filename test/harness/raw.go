@@ -38,6 +38,9 @@ func (c *RawConn) Write(b []byte) {
 	}
 }
 
+// TryWrite sends b and returns the error, for use off the test goroutine.
+func (c *RawConn) TryWrite(b []byte) (int, error) { return c.nc.Write(b) }
+
 // Close closes the socket without DISCONNECT.
 func (c *RawConn) Close() { c.nc.Close() }
 

@@ -1,0 +1,419 @@
+package proxy
+
+import (
+	"errors"
+	"math"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// The relay phase of a connection whose client and broker sockets are both
+// plain TCP or Unix sockets runs on an event loop instead of two goroutines
+// (issue 5). One edge-triggered epoll set per loop watches every socket of
+// its connections; one goroutine per loop waits on it and, for each ready
+// socket, reads the packets there, handles each with the same clientFrame /
+// upstreamFrame the pumps use, and writes the results out without waiting.
+// A burst on many connections is then one wake-up, not one per goroutine,
+// and no goroutine is parked and woken per packet; the bench measured the
+// difference on a byte relay (BENCHMARKS.md, relay-epoll-uds).
+//
+// Everything that may wait stays off the loop: token verification on
+// re-authentication runs on its own goroutine as before, and ending a
+// connection (the final DISCONNECT, written with a deadline) is done by
+// finish, on the goroutine stop starts, after the connection has left the
+// loop (detach). A socket the kernel will not take more from holds its
+// bytes in its Writer, which then reports Blocked; the loop stops reading
+// the other socket of that connection until EPOLLOUT says the bytes went
+// out, so memory stays bounded by about one read per direction.
+
+// Sides of a connection, as stored in an epoll event's data.
+const (
+	sideClient   = 0
+	sideUpstream = 1
+)
+
+// loopEvents is what each socket is registered for; EPOLLOUT is added
+// only while its Writer holds refused bytes (rawSock.armOut).
+const loopEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
+// wakeToken is the epoll data of a loop's eventfd, which tells it to check
+// whether it still has connections.
+const wakeToken = 0
+
+// eventLoop is one epoll set and the goroutine serving it. It runs only
+// while it has connections: the first attach starts it, and it exits when
+// the last one leaves, so an idle Server holds no goroutine.
+type eventLoop struct {
+	mu      sync.Mutex
+	running bool
+	epfd    int
+	wakefd  int
+	conns   map[uint32]*loopConn
+	next    uint32 // last token handed out
+}
+
+// loopConn is a connection's membership in a loop.
+type loopConn struct {
+	c     *conn
+	l     *eventLoop
+	token uint32
+
+	// mu is held while the connection's events are handled, and by
+	// detach: once detached, the loop never touches the connection.
+	mu       sync.Mutex
+	detached bool
+	client   *rawSock
+	upstream *rawSock
+	// clientReady / upstreamReady: an edge said the socket is readable
+	// and no read has since met EAGAIN.
+	clientReady, upstreamReady bool
+
+	lastRead  atomic.Int64 // unix nanoseconds of the last client read
+	keepAlive *time.Timer  // ends the connection after 1.5 × keep alive of silence
+	ended     chan struct{}
+}
+
+// procsPerLoop is how many processors share one loop. Fewer loops batch
+// more: on 2 cores one loop relayed QoS 1 at 11 µs of CPU per message and
+// two at 18 µs (bench, 2026-11-29), the loops then waking each other's
+// cores. The loop's thread is busy for a fraction of each message only
+// (the kernel's socket work is most of it), so a few cores share one.
+const procsPerLoop = 4
+
+// newLoops makes a Server's loops, each started when its first
+// connection arrives.
+func newLoops() []*eventLoop {
+	loops := make([]*eventLoop, max(1, runtime.GOMAXPROCS(0)/procsPerLoop))
+	for i := range loops {
+		loops[i] = &eventLoop{conns: map[uint32]*loopConn{}}
+	}
+	return loops
+}
+
+// attachToLoop moves c's relay phase onto an event loop, if both its
+// sockets qualify and it is not already ending, and handles what arrived
+// before. It returns the membership, or nil when c must run the pumps.
+func (c *conn) attachToLoop() *loopConn {
+	lc := c.takeOverSockets()
+	if lc == nil {
+		return nil
+	}
+	defer lc.mu.Unlock()
+	lc.startLocked()
+	return lc
+}
+
+// takeOverSockets registers c's sockets with a loop and makes the Readers
+// and Writers use the loop's non-blocking duplicates. It returns with lc.mu
+// held, so the loop cannot handle an event of c before the switch is done.
+func (c *conn) takeOverSockets() *loopConn {
+	loops := c.srv.loops
+	if len(loops) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending {
+		return nil
+	}
+	cs, err := dupRawSock(c.nc)
+	if err != nil {
+		return nil
+	}
+	us, err := dupRawSock(c.up)
+	if err != nil {
+		cs.Close()
+		return nil
+	}
+	l := loops[c.srv.nextLoop.Add(1)%uint32(len(loops))]
+	lc := &loopConn{c: c, l: l, client: cs, upstream: us, ended: make(chan struct{})}
+	lc.mu.Lock()
+	if err := l.add(lc); err != nil {
+		lc.mu.Unlock()
+		c.log.Debug("event loop unavailable, relaying with goroutines", "err", err)
+		cs.Close()
+		us.Close()
+		return nil
+	}
+	// From here the duplicates are the sockets: close Go's originals
+	// (which takes them out of Go's poller, so only the loop wakes for
+	// them) and read and write the duplicates without waiting.
+	_ = c.nc.Close()
+	_ = c.up.Close()
+	c.nc, c.up = cs, us
+	c.cr.SetNonblocking(cs)
+	c.cw.SetStream(cs)
+	c.ur.SetNonblocking(us)
+	c.uw.SetStream(us)
+	lc.lastRead.Store(time.Now().UnixNano())
+	c.loop = lc
+	return lc
+}
+
+// startLocked handles what arrived before the sockets were registered
+// (bytes the handshake's Readers already hold, and any edge the
+// registration consumed), then arms the keep-alive timer. lc.mu is held.
+func (lc *loopConn) startLocked() {
+	if ka := lc.c.keepAlive; ka > 0 {
+		limit := ka * 3 / 2
+		lc.keepAlive = time.AfterFunc(math.MaxInt64, func() { lc.checkKeepAlive(limit) })
+		lc.keepAlive.Reset(limit)
+	}
+	lc.clientReady, lc.upstreamReady = true, true
+	lc.service()
+}
+
+// checkKeepAlive ends the connection with DISCONNECT 0x8D when the client
+// has sent nothing for limit [MQTT-3.1.2-22], else re-arms for the rest.
+func (lc *loopConn) checkKeepAlive(limit time.Duration) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.detached {
+		return
+	}
+	idle := time.Since(time.Unix(0, lc.lastRead.Load()))
+	if idle < limit {
+		lc.keepAlive.Reset(limit - idle)
+		return
+	}
+	lc.end(clientReadEnding(os.ErrDeadlineExceeded))
+}
+
+// add registers lc's sockets, starting the loop if it is not running.
+func (l *eventLoop) add(lc *loopConn) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.running {
+		if err := l.startLocked(); err != nil {
+			return err
+		}
+	}
+	for {
+		l.next++
+		if _, used := l.conns[l.next]; l.next != wakeToken && !used {
+			break
+		}
+	}
+	lc.token = l.next
+	for side, s := range []*rawSock{lc.client, lc.upstream} {
+		s.ev = unix.EpollEvent{Events: loopEvents, Fd: int32(lc.token), Pad: int32(side)}
+		s.epfd, s.owned = l.epfd, true
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &s.ev); err != nil {
+			if side == sideUpstream {
+				_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, lc.client.fd, nil)
+			}
+			if len(l.conns) == 0 {
+				l.wakeLocked()
+			}
+			return os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	l.conns[lc.token] = lc
+	return nil
+}
+
+// startLocked creates the epoll set and its eventfd and starts the loop.
+func (l *eventLoop) startLocked() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeToken}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	l.epfd, l.wakefd, l.running = epfd, wakefd, true
+	go l.run(epfd, wakefd)
+	return nil
+}
+
+// wakeLocked makes the loop check whether it still has connections.
+func (l *eventLoop) wakeLocked() {
+	var one = [8]byte{1}
+	_, _ = unix.Write(l.wakefd, one[:])
+}
+
+// remove forgets lc, whose later events the loop then ignores; closing
+// its sockets takes them out of the epoll set, so no epoll_ctl is spent
+// here (issue 5: CONNECT rate). The last one out wakes the loop so it can
+// exit.
+func (l *eventLoop) remove(lc *loopConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.conns, lc.token)
+	if len(l.conns) == 0 {
+		l.wakeLocked()
+	}
+}
+
+// maxEvents is how many ready sockets one epoll_wait returns at most.
+const maxEvents = 256
+
+// run is the loop: wait, look the ready connections up, handle each.
+func (l *eventLoop) run(epfd, wakefd int) {
+	// A thread of its own: the loop blocks in epoll_wait, not in Go's
+	// scheduler, and wakes where it slept.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	events := make([]unix.EpollEvent, maxEvents)
+	ready := make([]*loopConn, maxEvents)
+	for {
+		n, err := unix.EpollWait(epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			// Not expected with a valid set; the connections would hang,
+			// so fail loudly rather than spin.
+			panic(os.NewSyscallError("epoll_wait", err))
+		}
+		l.mu.Lock()
+		for i, ev := range events[:n] {
+			ready[i] = nil
+			if ev.Fd == wakeToken {
+				var buf [8]byte
+				_, _ = unix.Read(wakefd, buf[:])
+				if len(l.conns) == 0 {
+					l.running = false
+					unix.Close(wakefd)
+					unix.Close(epfd)
+					l.mu.Unlock()
+					return
+				}
+				continue
+			}
+			ready[i] = l.conns[uint32(ev.Fd)]
+		}
+		l.mu.Unlock()
+		for i, ev := range events[:n] {
+			if lc := ready[i]; lc != nil {
+				lc.handle(int(ev.Pad), ev.Events)
+				ready[i] = nil
+			}
+		}
+	}
+}
+
+// handle serves one epoll event of one of lc's sockets.
+func (lc *loopConn) handle(side int, events uint32) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.detached {
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		hangup := events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+		if side == sideClient {
+			lc.clientReady = true
+			lc.c.cr.Readable(hangup)
+		} else {
+			lc.upstreamReady = true
+			lc.c.ur.Readable(hangup)
+		}
+	}
+	lc.service()
+}
+
+// service reads and handles what both sockets have, as long as neither
+// Writer is blocked, then flushes both. A Writer the kernel would not
+// empty has armed EPOLLOUT; its event brings the loop back here.
+func (lc *loopConn) service() {
+	c := lc.c
+	for {
+		if lc.clientReady && !lc.blocked() {
+			lc.lastRead.Store(time.Now().UnixNano())
+			if e := lc.drain(c.cr, &lc.clientReady, c.clientFrame, clientReadEnding); e != nil {
+				lc.end(*e)
+				return
+			}
+		}
+		if lc.upstreamReady && !lc.blocked() {
+			if e := lc.drain(c.ur, &lc.upstreamReady, c.upstreamFrame, upstreamLost); e != nil {
+				lc.end(*e)
+				return
+			}
+		}
+		if err := c.uw.Flush(); err != nil {
+			lc.end(upstreamLost(err))
+			return
+		}
+		if err := c.cw.Flush(); err != nil {
+			lc.end(clientWriteFailed(err))
+			return
+		}
+		if lc.blocked() || !lc.clientReady && !lc.upstreamReady {
+			return
+		}
+	}
+}
+
+// blocked reports whether either Writer holds bytes its socket refused.
+func (lc *loopConn) blocked() bool {
+	return lc.c.uw.Blocked() || lc.c.cw.Blocked()
+}
+
+// drain handles the frames r has until its socket runs dry (clearing
+// *ready) or a Writer blocks.
+func (lc *loopConn) drain(r *packetcodec.Reader, ready *bool, handle func(packetcodec.Frame) *ending, onErr func(error) ending) *ending {
+	for {
+		f, err := r.ReadFrame()
+		if err == packetcodec.ErrWouldBlock {
+			*ready = false
+			return nil
+		}
+		if err != nil {
+			return endingOf(onErr(err))
+		}
+		if e := handle(f); e != nil {
+			return e
+		}
+		if lc.blocked() {
+			return nil
+		}
+	}
+}
+
+// end takes the connection off the loop and has finish carry e out on
+// another goroutine. lc.mu is held.
+func (lc *loopConn) end(e ending) {
+	lc.detachLocked()
+	lc.c.stop(e)
+}
+
+// detach takes the connection off the loop; afterwards its sockets are
+// blocking sockets of finish's alone.
+func (lc *loopConn) detach() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.detachLocked()
+}
+
+func (lc *loopConn) detachLocked() {
+	if lc.detached {
+		return
+	}
+	lc.detached = true
+	if lc.keepAlive != nil {
+		lc.keepAlive.Stop()
+	}
+	lc.l.remove(lc)
+	for _, s := range []*rawSock{lc.client, lc.upstream} {
+		s.mu.Lock()
+		s.owned = false
+		s.mu.Unlock()
+	}
+}
