@@ -117,6 +117,17 @@ func (w *Writer) Blocked() bool {
 	return w.blocked
 }
 
+// Backlog reports whether bytes a non-blocking stream refused are
+// buffered, and how many bytes are buffered in all.
+func (w *Writer) Backlog() (blocked bool, buffered int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf != nil {
+		buffered = len(*w.buf)
+	}
+	return w.blocked, buffered
+}
+
 // SetStream makes sw the stream from here on; buffered bytes go to it.
 func (w *Writer) SetStream(sw io.Writer) {
 	w.mu.Lock()

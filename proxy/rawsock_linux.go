@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,22 +29,24 @@ type rawSock struct {
 	mu            sync.Mutex
 	fd            int
 	closed        bool
+	closing       atomic.Bool // Close has begun: it shuts the socket down before taking mu
 	local, remote net.Addr
 
 	// owned: the loop owns the socket (non-blocking use); epfd and ev
-	// are its epoll registration, outArmed whether EPOLLOUT is in it.
+	// are its epoll registration, outArmed whether EPOLLOUT is in it,
+	// refused whether the last Write left bytes behind.
 	owned    bool
 	epfd     int
 	ev       unix.EpollEvent
 	outArmed bool
+	refused  bool
 
 	writeDeadline time.Time
 }
 
 // dupRawSock duplicates nc's descriptor into a rawSock. Only plain TCP and
 // Unix sockets qualify (TLS and WebSocket clients keep the pumps). The
-// caller then closes nc, which takes the original out of Go's poller; the
-// duplicate shares the open file, so it stays non-blocking.
+// caller then closes nc, which takes the original out of Go's poller.
 func dupRawSock(nc net.Conn) (*rawSock, error) {
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
@@ -63,6 +66,12 @@ func dupRawSock(nc net.Conn) (*rawSock, error) {
 	}
 	if dupErr != nil {
 		return nil, fmt.Errorf("take socket: dup: %w", dupErr)
+	}
+	// Go's sockets are non-blocking, but one that came in blocking (from
+	// a file, say) would freeze every connection on the loop.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("take socket: %w", os.NewSyscallError("fcntl", err))
 	}
 	return &rawSock{fd: fd, local: nc.LocalAddr(), remote: nc.RemoteAddr()}, nil
 }
@@ -95,6 +104,12 @@ func (s *rawSock) Read(p []byte) (int, error) {
 // Write writes p. While the loop owns the socket, what the kernel does
 // not take is refused with ErrWouldBlock and EPOLLOUT armed; once the
 // socket is detached it waits for room until the write deadline.
+//
+// Write arms EPOLLOUT but never disarms it, even when it empties what an
+// earlier Write left: a background writer (the re-authentication reply)
+// taking EPOLLOUT out would drop an event the kernel already queued for
+// the loop, which may be the loop's only cue to resume reading. The loop
+// disarms it itself (disarmIfDone).
 func (s *rawSock) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -109,7 +124,10 @@ func (s *rawSock) Write(p []byte) (int, error) {
 			continue
 		case err == unix.EAGAIN:
 			if s.owned {
-				s.armOut(true)
+				if err := s.armOut(true); err != nil {
+					return written, err
+				}
+				s.refused = true
 				return written, packetcodec.ErrWouldBlock
 			}
 			if err := s.waitWritable(); err != nil {
@@ -121,22 +139,50 @@ func (s *rawSock) Write(p []byte) (int, error) {
 		}
 		written += n
 	}
-	if s.outArmed {
-		s.armOut(false)
-	}
+	s.refused = false
 	return written, nil
 }
 
 // armOut adds EPOLLOUT to the socket's registration, or takes it out:
 // sockets raise it whenever their peer reads, which would wake the loop
-// for nothing while there is nothing to write.
-func (s *rawSock) armOut(on bool) {
+// for nothing while there is nothing to write. s.mu is held.
+func (s *rawSock) armOut(on bool) error {
+	if s.outArmed == on {
+		return nil
+	}
 	ev := s.ev
 	if on {
 		ev.Events |= unix.EPOLLOUT
 	}
-	if unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, s.fd, &ev) == nil {
-		s.outArmed = on
+	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_MOD, s.fd, &ev); err != nil {
+		// Without EPOLLOUT the refused bytes would wait forever: fail
+		// the write, which ends the connection.
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	s.outArmed = on
+	return nil
+}
+
+// disarmIfDone takes EPOLLOUT out once nothing is left refused. The loop
+// calls it after an EPOLLOUT event; s.mu makes the check and the change one
+// step against a concurrent Write that is refused and arms it again.
+func (s *rawSock) disarmIfDone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owned && !s.refused && !s.closed {
+		_ = s.armOut(false)
+	}
+}
+
+// release hands the socket from the loop to finish: from here Write waits
+// for room, and never without a deadline, since a write may come before
+// finish sets its own (the re-authentication reply, say).
+func (s *rawSock) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owned = false
+	if s.writeDeadline.IsZero() {
+		s.writeDeadline = time.Now().Add(finalWriteTimeout)
 	}
 }
 
@@ -164,13 +210,18 @@ func (s *rawSock) waitWritable() error {
 }
 
 // Close closes the descriptor, which also takes it out of the loop's
-// epoll set.
+// epoll set. It first shuts the socket down, without mu, so a Write
+// waiting for room under mu returns at once (as net.Conn.Close interrupts
+// a blocked Write) instead of holding Close, and Server.Shutdown, for up to
+// its deadline. Only Close closes the descriptor, so it is still this
+// socket's when shut down.
 func (s *rawSock) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if s.closing.Swap(true) {
 		return net.ErrClosed
 	}
+	_ = unix.Shutdown(s.fd, unix.SHUT_RDWR)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
 	return unix.Close(s.fd)
 }
