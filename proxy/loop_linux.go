@@ -137,7 +137,7 @@ func (c *conn) takeOverSockets() *loopConn {
 	}
 	us, err := dupRawSock(c.up)
 	if err != nil {
-		cs.Close()
+		cs.discard()
 		return nil
 	}
 	l := loops[c.srv.nextLoop.Add(1)%uint32(len(loops))]
@@ -146,8 +146,8 @@ func (c *conn) takeOverSockets() *loopConn {
 	if err := l.add(lc); err != nil {
 		lc.mu.Unlock()
 		c.log.Debug("event loop unavailable, relaying with goroutines", "err", err)
-		cs.Close()
-		us.Close()
+		cs.discard()
+		us.discard()
 		return nil
 	}
 	// From here the duplicates are the sockets: close Go's originals
@@ -350,14 +350,12 @@ func (lc *loopConn) handle(side int, events uint32) {
 
 // service reads and handles what the sockets have, each as long as its
 // gate is open, then flushes both Writers, and goes round again while a
-// flush reopened a gate. A Writer the kernel would not empty has armed
+// socket with bytes waiting has an open gate. A Writer the kernel would not empty has armed
 // EPOLLOUT; its event brings the loop back here.
 func (lc *loopConn) service() {
 	c := lc.c
 	for {
-		progress := false
 		if lc.clientReady && lc.open(c.uw, c.cw) {
-			progress = true
 			lc.lastRead.Store(time.Now().UnixNano())
 			if e := lc.drain(c.cr, &lc.clientReady, c.clientFrame, clientReadEnding, c.uw, c.cw); e != nil {
 				lc.end(*e)
@@ -365,7 +363,6 @@ func (lc *loopConn) service() {
 			}
 		}
 		if lc.upstreamReady && lc.open(c.cw, c.uw) {
-			progress = true
 			if e := lc.drain(c.ur, &lc.upstreamReady, c.upstreamFrame, upstreamLost, c.cw, c.uw); e != nil {
 				lc.end(*e)
 				return
@@ -379,7 +376,11 @@ func (lc *loopConn) service() {
 			lc.end(clientWriteFailed(err))
 			return
 		}
-		if !progress {
+		// Round again if a socket with bytes waiting has an open gate,
+		// including one the flushes just reopened: its edge is spent, so
+		// no event would bring the loop back for it. Every round reads a
+		// frame or meets EAGAIN, so this cannot spin.
+		if !(lc.clientReady && lc.open(c.uw, c.cw)) && !(lc.upstreamReady && lc.open(c.cw, c.uw)) {
 			return
 		}
 	}

@@ -231,3 +231,39 @@ func TestLoopWriteAfterDetachHasDeadline(t *testing.T) {
 		t.Fatal("finish never completed")
 	}
 }
+
+// A client whose bytes the loop held back while the broker was not reading
+// is read again once the broker catches up, though no new edge comes from
+// the client: the flush that empties the broker's Writer reopens its gate.
+func TestLoopResumesReaderWhenForwardDrains(t *testing.T) {
+	srv, err := New(DefaultConfig(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, client, broker := relayingConn(t, srv)
+	pub := publishOf("up", 4<<10)
+	sent := fill(client, pub) // the broker reads nothing: both sockets fill up
+	got := readAll(broker, 2*time.Second)
+	if want := sent * len(pub); got < want {
+		t.Fatalf("broker got %d of %d bytes: the client's held-back bytes were never read", got, want)
+	}
+}
+
+// A duplicate that could not be handed to the loop is closed without
+// shutting the shared socket down: the connection goes on with the pumps.
+func TestDiscardLeavesTheSocketUsable(t *testing.T) {
+	a, b := socketPair(t)
+	dup, err := dupRawSock(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup.discard()
+	if _, err := a.Write([]byte{0xc0, 0x00}); err != nil {
+		t.Fatalf("write on the original after discard: %v", err)
+	}
+	buf := make([]byte, 2)
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := b.Read(buf); err != nil {
+		t.Fatalf("read at the peer: %v", err)
+	}
+}

@@ -226,6 +226,17 @@ func (s *rawSock) Close() error {
 	return unix.Close(s.fd)
 }
 
+// discard closes a duplicate that was never handed over, without the
+// shutdown Close does: that would end the socket the originals still use.
+func (s *rawSock) discard() {
+	if !s.closing.Swap(true) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closed = true
+		_ = unix.Close(s.fd)
+	}
+}
+
 func (s *rawSock) LocalAddr() net.Addr  { return s.local }
 func (s *rawSock) RemoteAddr() net.Addr { return s.remote }
 
