@@ -350,8 +350,8 @@ func (lc *loopConn) handle(side int, events uint32) {
 
 // service reads and handles what the sockets have, each as long as its
 // gate is open, then flushes both Writers, and goes round again while a
-// socket with bytes waiting has an open gate. A Writer the kernel would not empty has armed
-// EPOLLOUT; its event brings the loop back here.
+// socket with bytes waiting has an open gate. A Writer the kernel would
+// not empty has armed EPOLLOUT; its event brings the loop back here.
 func (lc *loopConn) service() {
 	c := lc.c
 	for {
