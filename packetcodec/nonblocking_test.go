@@ -164,18 +164,23 @@ func TestWriterOnNonblockingStream(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatalf("flush: %v", err)
 	}
-	if !w.Blocked() {
+	if !blocked(w) {
 		t.Fatal("not Blocked with bytes refused")
 	}
 	bw.room = 100
-	if err := w.Flush(); err != nil || !w.Blocked() {
-		t.Fatalf("partial flush: %v, blocked %v", err, w.Blocked())
+	if err := w.Flush(); err != nil || !blocked(w) {
+		t.Fatalf("partial flush: %v, blocked %v", err, blocked(w))
 	}
 	bw.room = 1 << 20
-	if err := w.Flush(); err != nil || w.Blocked() {
-		t.Fatalf("final flush: %v, blocked %v", err, w.Blocked())
+	if err := w.Flush(); err != nil || blocked(w) {
+		t.Fatalf("final flush: %v, blocked %v", err, blocked(w))
 	}
 	if !bytes.Equal(bw.Bytes(), want) {
 		t.Fatalf("stream got %d bytes, want %d, or not in order", bw.Len(), len(want))
 	}
+}
+
+func blocked(w *Writer) bool {
+	b, _ := w.Backlog()
+	return b
 }

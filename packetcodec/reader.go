@@ -138,11 +138,11 @@ func (r *Reader) Close() {
 // the limit gives 0x95 without its body being read. Other read errors (a
 // deadline, a reset) are returned wrapped.
 func (r *Reader) ReadFrame() (Frame, error) {
-	// The previous frame is done with: give its spill buffer back, so a
-	// connection idle after one large packet holds none (issue 5).
 	if r.inSpill {
 		return r.resumeSpill()
 	}
+	// The previous frame is done with: give its spill buffer back, so a
+	// connection idle after one large packet holds none (issue 5).
 	if r.spillBox != nil {
 		spillBuffers.Put(r.spillBox)
 		r.spillBox = nil

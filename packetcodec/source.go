@@ -45,7 +45,6 @@ type source struct {
 	// nonblocking: rd returns ErrWouldBlock instead of waiting
 	// (Reader.SetNonblocking); the source then returns it, unsticky.
 	nonblocking bool
-	wouldBlock  bool // the last fill met ErrWouldBlock
 	// shortDrains: a read that does not fill the buffer emptied the
 	// socket (edge-triggered readiness, no hang-up pending), so the next
 	// fill reports ErrWouldBlock without a system call; drained records it.
@@ -119,8 +118,7 @@ func (s *source) Peek(n int) ([]byte, error) {
 			s.w -= s.r
 			s.r = 0
 		}
-		if s.fill(); s.wouldBlock {
-			s.wouldBlock = false
+		if wouldBlock := s.fill(); wouldBlock {
 			return s.peeked(), ErrWouldBlock
 		}
 	}
@@ -176,10 +174,10 @@ func (s *source) beforeWait() error {
 // Peek and Read once the buffer is drained (unlike bufio, which returns it
 // once): a Reader is done after its first error. The buffer goes back to
 // the pool then if it holds nothing unread.
-func (s *source) fill() {
+func (s *source) fill() (wouldBlock bool) {
 	switch {
 	case s.nonblocking:
-		s.fillNonblocking()
+		wouldBlock = s.fillNonblocking()
 	case s.raw != nil:
 		s.fillRaw()
 	default:
@@ -188,15 +186,17 @@ func (s *source) fill() {
 	if s.err != nil {
 		s.release()
 	}
+	return wouldBlock
 }
 
 // fillNonblocking reads once from a stream that returns ErrWouldBlock
-// instead of waiting; the buffer goes back when that leaves it empty.
-func (s *source) fillNonblocking() {
+// instead of waiting, and reports whether it did; the buffer goes back
+// when that leaves it empty.
+func (s *source) fillNonblocking() (wouldBlock bool) {
 	if s.drained {
-		s.drained, s.wouldBlock = false, true
+		s.drained = false
 		s.release()
-		return
+		return true
 	}
 	if s.buf == nil {
 		s.buf = s.pool.Get().(*[]byte)
@@ -207,13 +207,14 @@ func (s *source) fillNonblocking() {
 	s.drained = s.shortDrains && err == nil && n > 0 && n < room
 	switch {
 	case err == ErrWouldBlock:
-		s.wouldBlock = true
 		s.release()
+		return true
 	case err != nil:
 		s.err = err
 	case n == 0:
 		s.err = io.EOF
 	}
+	return false
 }
 
 // maxEmptyReads is how many (0, nil) reads in a row a stream may return

@@ -33,7 +33,7 @@ var writeBuffers = sync.Pool{New: func() any {
 //
 // On a non-blocking stream (one whose Write returns ErrWouldBlock with the
 // count it did write), what the stream does not take stays buffered, the
-// buffer growing past 16 KiB if it must, and Blocked reports it until a
+// buffer growing past 16 KiB if it must, and Backlog reports it until a
 // Flush gets it all out; the caller stops producing meanwhile.
 type Writer struct {
 	mu      sync.Mutex
@@ -109,16 +109,9 @@ func (w *Writer) flush() error {
 	return w.err
 }
 
-// Blocked reports whether bytes a non-blocking stream refused are still
-// buffered: Flush again once the socket is writable.
-func (w *Writer) Blocked() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.blocked
-}
-
 // Backlog reports whether bytes a non-blocking stream refused are
-// buffered, and how many bytes are buffered in all.
+// buffered (Flush again once the socket is writable), and how many bytes
+// are buffered in all.
 func (w *Writer) Backlog() (blocked bool, buffered int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

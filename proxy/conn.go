@@ -263,9 +263,9 @@ func (c *conn) finish(e ending) {
 			_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 			_ = c.uw.Flush()
 		}
-		if lc != nil && e.clientCode == noDisconnect {
-			// The loop never waits for a socket: what the client's
-			// refused (the broker's DISCONNECT, say) goes out now.
+		if e.clientCode == noDisconnect {
+			// What the client is still owed (the broker's DISCONNECT,
+			// say, or bytes the loop's socket refused) goes out now.
 			_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 			_ = c.cw.Flush()
 		}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -83,8 +82,8 @@ type loopConn struct {
 	// and no read has since met EAGAIN.
 	clientReady, upstreamReady bool
 
-	lastRead  atomic.Int64 // unix nanoseconds of the last client read
-	keepAlive *time.Timer  // ends the connection after 1.5 × keep alive of silence
+	lastRead  time.Time   // the last client read
+	keepAlive *time.Timer // ends the connection after 1.5 × keep alive of silence
 	ended     chan struct{}
 }
 
@@ -160,7 +159,7 @@ func (c *conn) takeOverSockets() *loopConn {
 	c.cw.SetStream(cs)
 	c.ur.SetNonblocking(us)
 	c.uw.SetStream(us)
-	lc.lastRead.Store(time.Now().UnixNano())
+	lc.lastRead = time.Now()
 	c.loop = lc
 	return lc
 }
@@ -186,7 +185,7 @@ func (lc *loopConn) checkKeepAlive(limit time.Duration) {
 	if lc.detached {
 		return
 	}
-	idle := time.Since(time.Unix(0, lc.lastRead.Load()))
+	idle := time.Since(lc.lastRead)
 	if lc.clientReady {
 		// Bytes are waiting that the loop holds back while the broker
 		// is slow: the client is not silent.
@@ -356,7 +355,7 @@ func (lc *loopConn) service() {
 	c := lc.c
 	for {
 		if lc.clientReady && lc.open(c.uw, c.cw) {
-			lc.lastRead.Store(time.Now().UnixNano())
+			lc.lastRead = time.Now()
 			if e := lc.drain(c.cr, &lc.clientReady, c.clientFrame, clientReadEnding, c.uw, c.cw); e != nil {
 				lc.end(*e)
 				return

@@ -157,7 +157,7 @@ func TestLoopResumesAfterBackgroundFlush(t *testing.T) {
 	pkt := publishOf("down", 4<<10)
 	sent := fill(brokerX, pkt)
 	time.Sleep(100 * time.Millisecond)
-	if !cx.cw.Blocked() {
+	if blocked, _ := cx.cw.Backlog(); !blocked {
 		t.Fatal("setup: the client Writer is not blocked")
 	}
 	// Keep the loop busy on Y while X's client reads (the kernel queues

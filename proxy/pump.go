@@ -109,9 +109,7 @@ func (c *conn) clientDisconnect(f packetcodec.Frame) ending {
 	// the DISCONNECT, and the upstream pump must not then report a lost
 	// broker (0x88) to a client that has already left.
 	c.clientLeft.Store(&e)
-	if err := c.uw.Write(f.Raw); err == nil {
-		_ = c.uw.Flush()
-	}
+	_ = c.uw.Write(f.Raw) // finish flushes it
 	return e
 }
 
@@ -146,10 +144,10 @@ func (c *conn) upstreamFrame(f packetcodec.Frame) *ending {
 	case packets.DISCONNECT:
 		// The broker ends the session (e.g. session taken over): pass
 		// its reason to the client unchanged.
+		// finish flushes it.
 		if e := c.toClient(f.Raw); e != nil {
 			return e
 		}
-		_ = c.cw.Flush()
 		return &ending{cause: "upstream_disconnect", clientCode: noDisconnect}
 	case packets.AUTH, packets.CONNACK:
 		// The proxy never starts enhanced auth upstream and has had
