@@ -106,6 +106,12 @@ type conn struct {
 	// loop is the connection's event loop membership, if its relay runs
 	// on one (set under mu).
 	loop *loopConn
+	// native: the connection lives on its loop from accept (set before
+	// it is admitted, then read-only); no goroutine serves it, so it is
+	// counted out by closeNative, and unhook undoes its Serve context hook.
+	native      bool
+	unhook      func() bool
+	releaseOnce sync.Once
 
 	bg        sync.WaitGroup // re-authentication checks and stop requests in flight
 	closeOnce sync.Once
@@ -202,6 +208,9 @@ func (c *conn) stop(e ending) {
 			// give it as long as the final DISCONNECT gets.
 			_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 		}
+		if c.native {
+			c.loop.abortHandshake()
+		}
 		return
 	}
 	if c.ending {
@@ -211,9 +220,37 @@ func (c *conn) stop(e ending) {
 	c.bg.Add(1)
 	c.mu.Unlock()
 	go func() {
-		defer c.bg.Done()
-		c.finish(e)
+		ended := c.finish(e)
+		c.bg.Done()
+		if ended && c.native {
+			// What relay and serve do after finish for the others.
+			c.bg.Wait()
+			c.closeNative()
+		}
 	}()
+}
+
+// closeNative releases what a native connection holds and counts it out,
+// once; the sockets are closed (finish did, or the handshake ended).
+func (c *conn) closeNative() {
+	c.releaseOnce.Do(func() {
+		c.mu.Lock()
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
+		up := c.up
+		c.mu.Unlock()
+		c.nc.Close()
+		if up != nil {
+			up.Close()
+		}
+		c.releaseReaders()
+		if c.unhook != nil {
+			c.unhook()
+		}
+		c.srv.metrics.active.Dec()
+		c.srv.forget(c)
+	})
 }
 
 // forceClose closes both sockets without writing anything.
@@ -227,9 +264,11 @@ func (c *conn) forceClose() {
 	}
 }
 
-// finish tells the client and the broker what e says and closes both sockets.
-func (c *conn) finish(e ending) {
+// finish tells the client and the broker what e says and closes both
+// sockets. It reports whether this call did it (the first one does).
+func (c *conn) finish(e ending) (ended bool) {
 	c.closeOnce.Do(func() {
+		ended = true
 		c.mu.Lock()
 		c.ending = true
 		lc := c.loop
@@ -238,7 +277,9 @@ func (c *conn) finish(e ending) {
 			// Off the loop first: from here the sockets are this
 			// goroutine's, and its writes wait (up to the deadlines).
 			lc.detach()
-			defer close(lc.ended)
+			if lc.ended != nil {
+				defer close(lc.ended)
+			}
 		}
 		c.state.Store(stateEnding)
 		if left := c.clientLeft.Load(); left != nil {
@@ -286,6 +327,7 @@ func (c *conn) finish(e ending) {
 		c.log.Debug("connection ended", attrs...)
 		c.auditEvent("disconnect", e.cause, "", "", e.reason, "")
 	})
+	return ended
 }
 
 // disconnectUpstream ends the broker session with DISCONNECT 0x00, which

@@ -41,59 +41,29 @@ type refusal struct {
 // the connect timeout, authenticate, map the client id, authorize the Will,
 // and only then dial the upstream and relay its CONNACK. It reports whether
 // the connection goes on to relay; on false everything is answered and the
-// upstream (if dialled) closed.
+// upstream (if dialled) closed. Connections that live on an event loop
+// from accept run the same steps as loop events (native_linux.go).
 func (c *conn) handshake(ctx context.Context) bool {
 	s := c.srv
 	_ = c.nc.SetReadDeadline(time.Now().Add(s.cfg.Limits.ConnectTimeout))
 	f, err := c.cr.ReadFrame()
-	if err != nil || f.Type != packets.CONNECT {
-		// SPEC 2: first packet not CONNECT, or none in time → close without reply.
-		s.metrics.connects.WithLabelValues(resultNoConnect).Inc()
-		c.log.Debug("no connect", "err", err)
+	cp := c.firstPacket(f, err)
+	if cp == nil {
 		return false
 	}
-	cp, err := packetcodec.DecodeConnect(f)
-	if errors.Is(err, packetcodec.ErrProtocolV3) {
-		// SPEC 2: v3 CONNACK return code 0x01 (unacceptable protocol version).
-		s.metrics.connects.WithLabelValues(resultUnsupportedV3).Inc()
-		_ = c.cw.WriteAndFlush(packetcodec.V3ConnackUnacceptableProtocol)
-		return false
-	}
-	if err != nil {
-		var pe *packetcodec.Error
-		r := refusal{code: packets.ConnackMalformedPacket, reason: "malformed CONNECT", label: resultProtocolError, err: err}
-		if errors.As(err, &pe) {
-			r.code, r.reason = pe.Code, pe.Reason
+	method, data, id, r := c.authStart(cp)
+	if r == nil && id == nil {
+		if id, err = c.verify(ctx, method, data); err != nil {
+			ar := authRefusal(err)
+			r = &ar
 		}
-		c.refuse(r)
-		return false
 	}
-	c.problemInfo = cp.Properties == nil || cp.Properties.RequestProblemInfo == nil || *cp.Properties.RequestProblemInfo != 0
-	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
-	c.clientID = cp.ClientID // for the audit of a refusal; isolate may assign one
-	c.log = c.log.With("client_id", cp.ClientID)
-
-	id, r := c.authenticate(ctx, cp)
+	if r == nil {
+		r = c.admit(cp, id)
+	}
 	if r != nil {
 		c.refuse(*r)
 		return false
-	}
-	if r := c.isolate(cp, id); r != nil {
-		c.refuse(*r)
-		return false
-	}
-	sess := c.newSession(id)
-	c.sess.Store(sess)
-	c.log = c.log.With("principal", id.AuthenticationName)
-	if cp.WillFlag {
-		if d := sess.grants.Publish(cp.WillTopic); !d.Allowed {
-			// SPEC 3.4: a denied Will refuses the CONNECT, naming its topic.
-			s.metrics.denials.WithLabelValues(authz.Publish.String()).Inc()
-			c.auditEvent("denial", "will", cp.WillTopic, "deny", d.Reason.String(), "")
-			c.refuse(refusal{code: packets.ConnackNotAuthorized, label: resultWillDenied,
-				reason: fmt.Sprintf("will topic '%s' not allowed: no topic space grants publish", cp.WillTopic)})
-			return false
-		}
 	}
 	if !c.connectUpstream(ctx, cp, id) {
 		return false
@@ -102,43 +72,99 @@ func (c *conn) handshake(ctx context.Context) bool {
 	c.state.Store(stateRelay) // under mu: see stop
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Time{})
-	c.armExpiry(sess.deadline)
-	s.metrics.connects.WithLabelValues(resultSuccess).Inc()
-	c.auditEvent("authentication", "connect", "", "allow", "", c.method)
-	c.log.Debug("connected", "upstream_client_id", c.upstreamID)
+	c.established()
 	return true
 }
 
-// authenticate applies the CONNECT table of SPEC 2 and returns the identity
-// or the refusal to send.
-func (c *conn) authenticate(ctx context.Context, cp *packetcodec.Connect) (*authz.Identity, *refusal) {
+// firstPacket checks that the first packet is a v5 CONNECT and returns it
+// decoded, or answers as SPEC 2 says and returns nil.
+func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect {
 	s := c.srv
-	var method string
-	var data []byte
+	if err != nil || f.Type != packets.CONNECT {
+		// SPEC 2: first packet not CONNECT, or none in time → close without reply.
+		s.metrics.connects.WithLabelValues(resultNoConnect).Inc()
+		c.log.Debug("no connect", "err", err)
+		return nil
+	}
+	cp, err := packetcodec.DecodeConnect(f)
+	if errors.Is(err, packetcodec.ErrProtocolV3) {
+		// SPEC 2: v3 CONNACK return code 0x01 (unacceptable protocol version).
+		s.metrics.connects.WithLabelValues(resultUnsupportedV3).Inc()
+		releaseForFinalWrite(c.nc)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+		_ = c.cw.WriteAndFlush(packetcodec.V3ConnackUnacceptableProtocol)
+		return nil
+	}
+	if err != nil {
+		var pe *packetcodec.Error
+		r := refusal{code: packets.ConnackMalformedPacket, reason: "malformed CONNECT", label: resultProtocolError, err: err}
+		if errors.As(err, &pe) {
+			r.code, r.reason = pe.Code, pe.Reason
+		}
+		c.refuse(r)
+		return nil
+	}
+	c.problemInfo = cp.Properties == nil || cp.Properties.RequestProblemInfo == nil || *cp.Properties.RequestProblemInfo != 0
+	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
+	c.clientID = cp.ClientID // for the audit of a refusal; isolate may assign one
+	c.log = c.log.With("client_id", cp.ClientID)
+	return cp
+}
+
+// admit maps the client id, compiles the session of id and authorizes the
+// Will; it returns the refusal to send, if any.
+func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
+	if r := c.isolate(cp, id); r != nil {
+		return r
+	}
+	sess := c.newSession(id)
+	c.sess.Store(sess)
+	c.log = c.log.With("principal", id.AuthenticationName)
+	if cp.WillFlag {
+		if d := sess.grants.Publish(cp.WillTopic); !d.Allowed {
+			// SPEC 3.4: a denied Will refuses the CONNECT, naming its topic.
+			c.srv.metrics.denials.WithLabelValues(authz.Publish.String()).Inc()
+			c.auditEvent("denial", "will", cp.WillTopic, "deny", d.Reason.String(), "")
+			return &refusal{code: packets.ConnackNotAuthorized, label: resultWillDenied,
+				reason: fmt.Sprintf("will topic '%s' not allowed: no topic space grants publish", cp.WillTopic)}
+		}
+	}
+	return nil
+}
+
+// established records a connection that has its CONNACK and relays from
+// here (state is stateRelay).
+func (c *conn) established() {
+	c.armExpiry(c.sess.Load().deadline)
+	c.srv.metrics.connects.WithLabelValues(resultSuccess).Inc()
+	c.auditEvent("authentication", "connect", "", "allow", "", c.method)
+	c.log.Debug("connected", "upstream_client_id", c.upstreamID)
+}
+
+// authStart applies the CONNECT table of SPEC 2 up to the token: it
+// returns the identity of an anonymous client, or the refusal to send, or
+// (both nil) the method and data that verify must check.
+func (c *conn) authStart(cp *packetcodec.Connect) (method string, data []byte, id *authz.Identity, r *refusal) {
+	s := c.srv
 	if cp.Properties != nil {
 		method, data = cp.Properties.AuthMethod, cp.Properties.AuthData
 	}
 	if method == "" {
 		if s.opts.AllowAnonymous {
-			return &authz.Identity{AuthenticationName: AnonymousPrincipal}, nil
+			return "", nil, &authz.Identity{AuthenticationName: AnonymousPrincipal}, nil
 		}
 		reason := "authentication required: set Authentication Method OAUTH2-JWT and the token as Authentication Data"
 		if cp.PasswordFlag {
 			reason = "token in the password field is not accepted: use Authentication Method OAUTH2-JWT in the CONNECT properties"
 		}
-		return nil, &refusal{code: packets.ConnackNotAuthorized, reason: reason, label: resultNotAuthorized}
+		return "", nil, nil, &refusal{code: packets.ConnackNotAuthorized, reason: reason, label: resultNotAuthorized}
 	}
 	if s.opts.Authenticator == nil || !s.opts.Authenticator.SupportsMethod(method) {
-		return nil, &refusal{code: packets.ConnackBadAuthenticationMethod, label: resultBadMethod,
+		return "", nil, nil, &refusal{code: packets.ConnackBadAuthenticationMethod, label: resultBadMethod,
 			reason: "authentication method not supported: use OAUTH2-JWT"}
 	}
 	c.method = method
-	id, err := c.verify(ctx, method, data)
-	if err != nil {
-		r := authRefusal(err)
-		return nil, &r
-	}
-	return id, nil
+	return method, data, nil, nil
 }
 
 // verify checks the size limit before handing the token to the verifier
@@ -150,6 +176,24 @@ func (c *conn) verify(ctx context.Context, method string, data []byte) (*authz.I
 	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.Limits.ConnectTimeout)
 	defer cancel()
 	return c.srv.opts.Authenticator.Verify(ctx, method, data)
+}
+
+// cachedAuthenticator is an Authenticator that answers, without waiting,
+// for a token it has already verified; token.Verifier is one. A connection
+// on an event loop asks it first and verifies on a goroutine only on a miss.
+type cachedAuthenticator interface {
+	VerifyCached(method string, data []byte) (*authz.Identity, bool)
+}
+
+// verifyCached returns the identity of a token the Authenticator has
+// already verified and still holds good, or nil.
+func (c *conn) verifyCached(method string, data []byte) *authz.Identity {
+	ca, ok := c.srv.opts.Authenticator.(cachedAuthenticator)
+	if !ok || len(data) > c.srv.cfg.Limits.MaxAuthDataSize {
+		return nil
+	}
+	id, _ := ca.VerifyCached(method, data)
+	return id
 }
 
 // authRefusal maps a verification error to its CONNACK (SPEC 2, STYLE 17):
@@ -190,6 +234,7 @@ func (c *conn) refuse(r refusal) {
 	if c.method != "" {
 		ack.Properties.AuthMethod = c.method
 	}
+	releaseForFinalWrite(c.nc)
 	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 	if err := c.cw.WritePacket(ack); err == nil {
 		_ = c.cw.Flush()

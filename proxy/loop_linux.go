@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"math"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
 )
 
@@ -58,12 +60,18 @@ const wakeToken = 0
 // while it has connections: the first attach starts it, and it exits when
 // the last one leaves, so an idle Server holds no goroutine.
 type eventLoop struct {
-	mu      sync.Mutex
-	running bool
-	epfd    int
-	wakefd  int
-	conns   map[uint32]*loopConn
-	next    uint32 // last token handed out
+	mu        sync.Mutex
+	running   bool
+	epfd      int
+	wakefd    int
+	conns     map[uint32]*loopConn
+	acceptors map[uint32]*loopAcceptor // listening sockets (native_linux.go)
+	next      uint32                   // last token handed out
+}
+
+// loopMember is what an epoll event is for: a connection or a listener.
+type loopMember interface {
+	handle(side int, events uint32)
 }
 
 // loopConn is a connection's membership in a loop.
@@ -82,9 +90,20 @@ type loopConn struct {
 	// and no read has since met EAGAIN.
 	clientReady, upstreamReady bool
 
-	lastRead  time.Time   // the last client read
-	keepAlive *time.Timer // ends the connection after 1.5 × keep alive of silence
-	ended     chan struct{}
+	lastRead  time.Time     // the last client read
+	keepAlive *time.Timer   // ends the connection after 1.5 × keep alive of silence
+	ended     chan struct{} // closed by finish; nil for a native connection
+
+	// The handshake of a native connection (native_linux.go).
+	phase     int
+	ctx       context.Context // Serve's
+	hsTimer   *time.Timer     // connect timeout, then dial timeout
+	cp        *packetcodec.Connect
+	id        *authz.Identity
+	maxSize   uint32
+	dialPause time.Duration
+	dialFull  bool        // a dial met a full accept queue
+	redial    *time.Timer // the next dial after one
 }
 
 // procsPerLoop is how many processors share one loop. Fewer loops batch
@@ -99,7 +118,7 @@ const procsPerLoop = 4
 func newLoops() []*eventLoop {
 	loops := make([]*eventLoop, max(1, runtime.GOMAXPROCS(0)/procsPerLoop))
 	for i := range loops {
-		loops[i] = &eventLoop{conns: map[uint32]*loopConn{}}
+		loops[i] = &eventLoop{conns: map[uint32]*loopConn{}, acceptors: map[uint32]*loopAcceptor{}}
 	}
 	return loops
 }
@@ -202,33 +221,90 @@ func (lc *loopConn) checkKeepAlive(limit time.Duration) {
 func (l *eventLoop) add(lc *loopConn) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.running {
-		if err := l.startLocked(); err != nil {
-			return err
-		}
+	if err := l.ensureRunningLocked(); err != nil {
+		return err
 	}
-	for {
-		l.next++
-		if _, used := l.conns[l.next]; l.next != wakeToken && !used {
-			break
-		}
-	}
-	lc.token = l.next
+	lc.token = l.tokenLocked()
 	for side, s := range []*rawSock{lc.client, lc.upstream} {
-		s.ev = unix.EpollEvent{Events: loopEvents, Fd: int32(lc.token), Pad: int32(side)}
-		s.epfd, s.owned = l.epfd, true
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &s.ev); err != nil {
+		if s == nil {
+			continue // a native connection's broker socket comes later
+		}
+		if err := l.register(lc, side, s, loopEvents); err != nil {
 			if side == sideUpstream {
 				_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, lc.client.fd, nil)
 			}
-			if len(l.conns) == 0 {
-				l.wakeLocked()
-			}
-			return os.NewSyscallError("epoll_ctl", err)
+			l.wakeIfIdleLocked()
+			return err
 		}
 	}
 	l.conns[lc.token] = lc
 	return nil
+}
+
+// ensureRunningLocked starts the loop if it is not running.
+func (l *eventLoop) ensureRunningLocked() error {
+	if l.running {
+		return nil
+	}
+	return l.startLocked()
+}
+
+// tokenLocked hands out an unused token.
+func (l *eventLoop) tokenLocked() uint32 {
+	for {
+		l.next++
+		_, conn := l.conns[l.next]
+		_, acc := l.acceptors[l.next]
+		if l.next != wakeToken && !conn && !acc {
+			return l.next
+		}
+	}
+}
+
+// register adds socket s of lc, on side, to the loop's set with events.
+// The loop is running: lc is (being) added to it.
+func (l *eventLoop) register(lc *loopConn, side int, s *rawSock, events uint32) error {
+	s.ev = unix.EpollEvent{Events: loopEvents, Fd: int32(lc.token), Pad: int32(side)}
+	s.epfd, s.owned = l.epfd, true
+	s.outArmed = events&unix.EPOLLOUT != 0
+	ev := s.ev
+	ev.Events = events
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
+// addAcceptor registers a's listening socket, level-triggered and
+// exclusive, starting the loop if it is not running.
+func (l *eventLoop) addAcceptor(a *acceptor) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.ensureRunningLocked(); err != nil {
+		return err
+	}
+	la := &loopAcceptor{a: a, l: l, token: l.tokenLocked()}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.token), Pad: sideListener}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, a.fd, &ev); err != nil {
+		l.wakeIfIdleLocked()
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	l.acceptors[la.token] = la
+	a.regs = append(a.regs, la)
+	return nil
+}
+
+// removeAcceptor takes la's listening socket out of the loop. a.mu is held.
+func (l *eventLoop) removeAcceptor(la *loopAcceptor) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !la.paused {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, la.a.fd, nil)
+	}
+	delete(l.acceptors, la.token)
+	l.wakeIfIdleLocked()
 }
 
 // startLocked creates the epoll set and its eventfd and starts the loop.
@@ -253,6 +329,13 @@ func (l *eventLoop) startLocked() error {
 	return nil
 }
 
+// wakeIfIdleLocked wakes the loop to exit if it serves nothing.
+func (l *eventLoop) wakeIfIdleLocked() {
+	if len(l.conns) == 0 && len(l.acceptors) == 0 {
+		l.wakeLocked()
+	}
+}
+
 // wakeLocked makes the loop check whether it still has connections.
 func (l *eventLoop) wakeLocked() {
 	var one = [8]byte{1}
@@ -267,9 +350,7 @@ func (l *eventLoop) remove(lc *loopConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.conns, lc.token)
-	if len(l.conns) == 0 {
-		l.wakeLocked()
-	}
+	l.wakeIfIdleLocked()
 }
 
 // maxEvents is how many ready sockets one epoll_wait returns at most.
@@ -282,7 +363,7 @@ func (l *eventLoop) run(epfd, wakefd int) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	events := make([]unix.EpollEvent, maxEvents)
-	ready := make([]*loopConn, maxEvents)
+	ready := make([]loopMember, maxEvents)
 	for {
 		n, err := unix.EpollWait(epfd, events, -1)
 		if err != nil {
@@ -299,7 +380,7 @@ func (l *eventLoop) run(epfd, wakefd int) {
 			if ev.Fd == wakeToken {
 				var buf [8]byte
 				_, _ = unix.Read(wakefd, buf[:])
-				if len(l.conns) == 0 {
+				if len(l.conns) == 0 && len(l.acceptors) == 0 {
 					l.running = false
 					unix.Close(wakefd)
 					unix.Close(epfd)
@@ -308,12 +389,18 @@ func (l *eventLoop) run(epfd, wakefd int) {
 				}
 				continue
 			}
-			ready[i] = l.conns[uint32(ev.Fd)]
+			if ev.Pad == sideListener {
+				if la := l.acceptors[uint32(ev.Fd)]; la != nil {
+					ready[i] = la
+				}
+			} else if lc := l.conns[uint32(ev.Fd)]; lc != nil {
+				ready[i] = lc
+			}
 		}
 		l.mu.Unlock()
 		for i, ev := range events[:n] {
-			if lc := ready[i]; lc != nil {
-				lc.handle(int(ev.Pad), ev.Events)
+			if m := ready[i]; m != nil {
+				m.handle(int(ev.Pad), ev.Events)
 				ready[i] = nil
 			}
 		}
@@ -325,6 +412,10 @@ func (lc *loopConn) handle(side int, events uint32) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	if lc.detached {
+		return
+	}
+	if lc.phase != phaseRelay {
+		lc.handshakeEvent(side, events)
 		return
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -451,6 +542,8 @@ func (lc *loopConn) detachLocked() {
 	// Released before the loop may exit and close its epoll set, so no
 	// Write arms EPOLLOUT in a closed set.
 	lc.client.release()
-	lc.upstream.release()
+	if lc.upstream != nil {
+		lc.upstream.release()
+	}
 	lc.l.remove(lc)
 }

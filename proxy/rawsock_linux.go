@@ -53,27 +53,36 @@ func dupRawSock(nc net.Conn) (*rawSock, error) {
 	default:
 		return nil, errNotRawSocket
 	}
-	raw, err := nc.(syscall.Conn).SyscallConn()
+	fd, err := dupFD(nc.(syscall.Conn))
 	if err != nil {
 		return nil, fmt.Errorf("take socket: %w", err)
+	}
+	return &rawSock{fd: fd, local: nc.LocalAddr(), remote: nc.RemoteAddr()}, nil
+}
+
+// dupFD duplicates sc's descriptor, non-blocking: Go's sockets are, but one
+// that came in blocking (from a file, say) would freeze every connection
+// on a loop.
+func dupFD(sc syscall.Conn) (int, error) {
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
 	}
 	fd := -1
 	var dupErr error
 	if err := raw.Control(func(orig uintptr) {
 		fd, dupErr = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0)
 	}); err != nil {
-		return nil, fmt.Errorf("take socket: %w", err)
+		return -1, err
 	}
 	if dupErr != nil {
-		return nil, fmt.Errorf("take socket: dup: %w", dupErr)
+		return -1, os.NewSyscallError("fcntl", dupErr)
 	}
-	// Go's sockets are non-blocking, but one that came in blocking (from
-	// a file, say) would freeze every connection on the loop.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("take socket: %w", os.NewSyscallError("fcntl", err))
+		return -1, os.NewSyscallError("fcntl", err)
 	}
-	return &rawSock{fd: fd, local: nc.LocalAddr(), remote: nc.RemoteAddr()}, nil
+	return fd, nil
 }
 
 var errNotRawSocket = errors.New("not a plain TCP or Unix socket")

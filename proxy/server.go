@@ -98,6 +98,9 @@ type Server struct {
 	// loops relay connections whose sockets are both plain (loop_linux.go).
 	loops    []*eventLoop
 	nextLoop atomic.Uint32
+	// native: the broker's address for connections that live on a loop
+	// from accept (native_linux.go); unset when they cannot.
+	native nativeTarget
 }
 
 // New validates cfg and returns a Server.
@@ -131,6 +134,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),
 		loops:    newLoops(),
+		native:   newNativeTarget(cfg, opts),
 	}, nil
 }
 
@@ -138,6 +142,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 // then closes ln. Temporary accept errors back off from 5 ms to 1 s, as
 // net/http does.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if served, err := s.serveOnLoops(ctx, ln); served {
+		return err
+	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	go func() {
@@ -181,29 +188,41 @@ func isTemporary(err error) bool {
 // ServeConn serves one client connection in its own goroutine.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 	c := newConn(s, nc)
+	if !s.admitConn(c) {
+		nc.Close()
+		return
+	}
+	go func() {
+		defer s.forget(c)
+		c.serve(ctx)
+	}()
+}
+
+// admitConn counts c in, unless the server is closing or at
+// limits.maxConnections; the caller then closes its socket.
+func (s *Server) admitConn(c *conn) bool {
 	s.mu.Lock()
 	if s.closing || (s.cfg.Limits.MaxConnections > 0 && len(s.conns) >= s.cfg.Limits.MaxConnections) {
 		closing := s.closing
 		s.mu.Unlock()
 		s.metrics.connects.WithLabelValues(resultServerBusy).Inc()
 		if !closing {
-			s.log.Warn("connection refused", "reason", "limits.maxConnections reached", "remote", nc.RemoteAddr().String())
+			s.log.Warn("connection refused", "reason", "limits.maxConnections reached", "remote", c.nc.RemoteAddr().String())
 		}
-		nc.Close()
-		return
+		return false
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-		c.serve(ctx)
-	}()
+	return true
+}
+
+// forget counts c out once it has ended.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 func (s *Server) isClosing() bool {

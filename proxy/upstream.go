@@ -97,56 +97,34 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 	up, err := DialUpstream(ctx, s.opts.Dialer, s.cfg.Upstream)
 	if err != nil {
 		s.metrics.upstreamDialErrors.Inc()
-		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
-			label: resultServerUnavailable, err: fmt.Errorf("dial upstream %s: %w", s.cfg.Upstream.Address, err)})
+		c.refuse(upstreamUnavailable(fmt.Errorf("dial upstream %s: %w", s.cfg.Upstream.Address, err)))
 		return false
 	}
-	c.mu.Lock()
-	c.up = up
-	c.mu.Unlock()
+	maxSize := c.useUpstream(up, cp)
 	stop := context.AfterFunc(ctx, func() { up.Close() })
 	defer stop()
 
-	maxSize := uint32(s.cfg.Limits.MaxPacketSize)
-	if cp.Properties != nil && cp.Properties.MaximumPacketSize != nil {
-		maxSize = min(maxSize, *cp.Properties.MaximumPacketSize)
-	}
-	c.ur = packetcodec.NewReader(up, int(maxSize))
-	c.uw = packetcodec.NewWriter(up)
-
 	if err := c.writeUpstreamConnect(cp, id, maxSize); err != nil {
 		up.Close()
-		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
-			label: resultServerUnavailable, err: fmt.Errorf("send CONNECT upstream: %w", err)})
+		c.refuse(upstreamUnavailable(fmt.Errorf("send CONNECT upstream: %w", err)))
 		return false
 	}
 	_ = up.SetReadDeadline(time.Now().Add(s.cfg.Upstream.DialTimeout))
 	ack, err := c.readUpstreamConnack()
 	if err != nil {
 		up.Close()
-		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
-			label: resultServerUnavailable, err: fmt.Errorf("read CONNACK from upstream: %w", err)})
+		c.refuse(upstreamUnavailable(fmt.Errorf("read CONNACK from upstream: %w", err)))
 		return false
 	}
 	_ = up.SetReadDeadline(time.Time{})
 	if !stop() {
 		up.Close()
-		c.refuse(refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
-			label: resultServerUnavailable, err: ctx.Err()})
+		c.refuse(upstreamUnavailable(ctx.Err()))
 		return false
 	}
-	if ack.ReasonCode >= 0x80 {
+	if r := upstreamRefusal(ack); r != nil {
 		up.Close()
-		r := refusal{code: ack.ReasonCode, reason: ack.Properties.ReasonString, label: resultUpstreamRefused,
-			err: fmt.Errorf("upstream refused CONNECT with 0x%02x", ack.ReasonCode)}
-		switch ack.ReasonCode {
-		case packets.ConnackBadUsernameOrPassword, packets.ConnackBadAuthenticationMethod, packets.ConnackNotAuthorized,
-			packets.ConnackUnsupportedProtocolVersion, packets.ConnackMalformedPacket, packets.ConnackProtocolError:
-			// The broker refused the proxy's own credentials or CONNECT: a
-			// deployment problem, not the client's (SPEC 2 last row).
-			r.code, r.reason = packets.ConnackServerUnavailable, "upstream broker refused the proxy"
-		}
-		c.refuse(r)
+		c.refuse(*r)
 		return false
 	}
 	c.mu.Lock()
@@ -170,6 +148,46 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 		return false
 	}
 	return true
+}
+
+// useUpstream makes up the connection's upstream socket, with a Reader
+// that accepts what the client accepts, and returns that packet size.
+func (c *conn) useUpstream(up net.Conn, cp *packetcodec.Connect) uint32 {
+	maxSize := uint32(c.srv.cfg.Limits.MaxPacketSize)
+	if cp.Properties != nil && cp.Properties.MaximumPacketSize != nil {
+		maxSize = min(maxSize, *cp.Properties.MaximumPacketSize)
+	}
+	c.mu.Lock()
+	c.up = up
+	c.mu.Unlock()
+	c.ur = packetcodec.NewReader(up, int(maxSize))
+	c.uw = packetcodec.NewWriter(up)
+	return maxSize
+}
+
+// upstreamUnavailable is the CONNACK 0x88 for a broker that could not be
+// reached, did not answer or broke the exchange.
+func upstreamUnavailable(err error) refusal {
+	return refusal{code: packets.ConnackServerUnavailable, reason: "upstream broker unavailable",
+		label: resultServerUnavailable, err: err}
+}
+
+// upstreamRefusal is what the client is told when the broker refused the
+// CONNECT, or nil when it accepted.
+func upstreamRefusal(ack *packets.Connack) *refusal {
+	if ack.ReasonCode < 0x80 {
+		return nil
+	}
+	r := refusal{code: ack.ReasonCode, reason: ack.Properties.ReasonString, label: resultUpstreamRefused,
+		err: fmt.Errorf("upstream refused CONNECT with 0x%02x", ack.ReasonCode)}
+	switch ack.ReasonCode {
+	case packets.ConnackBadUsernameOrPassword, packets.ConnackBadAuthenticationMethod, packets.ConnackNotAuthorized,
+		packets.ConnackUnsupportedProtocolVersion, packets.ConnackMalformedPacket, packets.ConnackProtocolError:
+		// The broker refused the proxy's own credentials or CONNECT: a
+		// deployment problem, not the client's (SPEC 2 last row).
+		r.code, r.reason = packets.ConnackServerUnavailable, "upstream broker refused the proxy"
+	}
+	return &r
 }
 
 // pending returns the stop requested during the handshake, if any.
@@ -223,6 +241,11 @@ func (c *conn) readUpstreamConnack() (*packets.Connack, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseConnack(f)
+}
+
+// parseConnack decodes the broker's answer to the CONNECT.
+func parseConnack(f packetcodec.Frame) (*packets.Connack, error) {
 	if f.Type != packets.CONNACK {
 		return nil, fmt.Errorf("upstream answered CONNECT with packet type %s", packetcodec.TypeName(f.Type))
 	}

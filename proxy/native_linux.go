@@ -1,0 +1,588 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+)
+
+// Connections accepted on a plain TCP or Unix listener, towards a broker
+// dialled without TLS at a literal address, live on an event loop from
+// accept to close (issue 5: CONNECT rate). The loop accepts them itself,
+// reads the CONNECT, takes the identity from the verified-token cache,
+// dials the broker with a non-blocking socket and exchanges CONNECT and
+// CONNACK as events, and then relays as loop_linux.go describes; no
+// goroutine, no hand-over of sockets from Go's poller and no Go dialer is
+// spent on a CONNECT whose token the proxy has seen before. Only what may
+// wait leaves the loop: verifying a token not in the cache runs on a
+// goroutine, which then carries on the handshake's non-blocking steps
+// under the connection's lock (as the loop would), and ending a relaying
+// connection is finish's, as before.
+//
+// The steps and answers are the blocking handshake's (connect.go,
+// upstream.go), shared function by function; only the waiting differs.
+
+// Handshake phases of a loopConn; phaseRelay, the zero value, is also the
+// phase of a connection attached to a loop after a blocking handshake.
+const (
+	phaseRelay   = iota
+	phaseConnect // awaiting the CONNECT
+	phaseVerify  // a goroutine verifies the token
+	phaseDial    // a non-blocking connect to the broker is in progress
+	phaseConnack // the CONNECT is sent, awaiting the broker's CONNACK
+)
+
+// sideListener marks a listening socket's epoll event (data: its token).
+const sideListener = 2
+
+// nativeTarget is what a Server needs to run connections on its loops from
+// accept: the broker's address as a socket address, nil when connections
+// cannot (TLS upstream, a Dialer other than a plain net.Dialer, a host
+// name to resolve).
+type nativeTarget struct {
+	sa     unix.Sockaddr
+	family int
+}
+
+// newNativeTarget decides whether cfg and opts allow native connections.
+func newNativeTarget(cfg Config, opts Options) nativeTarget {
+	d, ok := opts.Dialer.(*net.Dialer)
+	if !ok || cfg.Upstream.TLS.Enabled || d.LocalAddr != nil || d.Control != nil || d.ControlContext != nil || d.Resolver != nil {
+		return nativeTarget{}
+	}
+	network, addr := cfg.Upstream.Endpoint()
+	if network == "unix" {
+		// x/sys/unix takes a leading '@' for an abstract name, as Go's
+		// net package does.
+		return nativeTarget{sa: &unix.SockaddrUnix{Name: addr}, family: unix.AF_UNIX}
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nativeTarget{} // a host name: Go's dialer resolves it
+	}
+	if ip := ap.Addr().Unmap(); ip.Is4() {
+		return nativeTarget{sa: &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}, family: unix.AF_INET}
+	}
+	return nativeTarget{sa: &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}, family: unix.AF_INET6}
+}
+
+// acceptor is a listening socket the loops accept on, each registered for
+// it with EPOLLEXCLUSIVE so one connection wakes one loop.
+type acceptor struct {
+	srv     *Server
+	ctx     context.Context
+	network string // "tcp" or "unix"
+	local   net.Addr
+	failed  chan error // a non-temporary accept error, for Serve
+
+	mu     sync.Mutex // held while accepting, and by close
+	fd     int
+	closed bool
+	regs   []*loopAcceptor
+}
+
+// loopAcceptor is an acceptor's registration with one loop.
+type loopAcceptor struct {
+	a       *acceptor
+	l       *eventLoop
+	token   uint32
+	paused  bool // taken out of the epoll set after a resource error
+	backoff time.Duration
+}
+
+// acceptBatch bounds the connections one event accepts, so a flood of
+// CONNECTs does not starve the loop's relaying connections.
+const acceptBatch = 32
+
+// serveOnLoops serves ln from the loops if ln and the configuration allow
+// it, until ctx is done or Shutdown is called. It reports false, having
+// done nothing, when Serve must accept with goroutines instead.
+func (s *Server) serveOnLoops(ctx context.Context, ln net.Listener) (bool, error) {
+	if s.native.sa == nil || len(s.loops) == 0 {
+		return false, nil
+	}
+	network := "tcp"
+	switch ln.(type) {
+	case *net.TCPListener:
+	case *net.UnixListener:
+		network = "unix"
+	default:
+		return false, nil
+	}
+	fd, err := dupFD(ln.(syscall.Conn))
+	if err != nil {
+		return false, nil
+	}
+	a := &acceptor{srv: s, ctx: ctx, network: network, local: ln.Addr(), fd: fd, failed: make(chan error, 1)}
+	for _, l := range s.loops {
+		if err := l.addAcceptor(a); err != nil {
+			s.log.Debug("event loop unavailable, accepting with goroutines", "err", err)
+			a.close()
+			return false, nil
+		}
+	}
+	if network == "tcp" {
+		// Out of Go's poller, which would otherwise wake for every
+		// connection the loops accept. (A Unix listener stays open: its
+		// Close would remove the socket file the duplicate still serves.)
+		_ = ln.Close()
+	}
+	defer ln.Close()
+	select {
+	case <-ctx.Done():
+	case <-s.shutdown:
+	case err = <-a.failed:
+	}
+	a.close()
+	return true, err
+}
+
+// close stops accepting: no loop accepts on the socket after it returns.
+func (a *acceptor) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.closed = true
+	for _, la := range a.regs {
+		la.l.removeAcceptor(la)
+	}
+	unix.Close(a.fd)
+}
+
+// handle accepts what the listening socket has, up to acceptBatch; the
+// registration is level-triggered, so the rest raises the next event.
+func (la *loopAcceptor) handle(int, uint32) {
+	a := la.a
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || la.paused {
+		return
+	}
+	for range acceptBatch {
+		fd, sa, err := unix.Accept4(a.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+			la.backoff = 0
+			a.srv.serveNative(a, la.l, fd, sa)
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR || err == unix.ECONNABORTED:
+		case err == unix.EMFILE || err == unix.ENFILE || err == unix.ENOBUFS || err == unix.ENOMEM:
+			la.pause(os.NewSyscallError("accept4", err))
+			return
+		default:
+			select {
+			case a.failed <- fmt.Errorf("accept on %s: %w", a.local, os.NewSyscallError("accept4", err)):
+			default:
+			}
+			return
+		}
+	}
+}
+
+// pause takes the listening socket out of this loop's set for a growing
+// pause after a resource error (out of descriptors, say), which a
+// level-triggered registration would otherwise report again at once; as
+// Serve does, from 5 ms to 1 s. a.mu is held.
+func (la *loopAcceptor) pause(err error) {
+	la.backoff = min(max(2*la.backoff, 5*time.Millisecond), time.Second)
+	la.a.srv.log.Warn("accept failed", "err", err, "retry_in", la.backoff)
+	la.a.srv.metrics.acceptErrors.Inc()
+	if unix.EpollCtl(la.l.epfd, unix.EPOLL_CTL_DEL, la.a.fd, nil) != nil {
+		return // still registered: the next event retries
+	}
+	la.paused = true
+	time.AfterFunc(la.backoff, func() {
+		la.a.mu.Lock()
+		defer la.a.mu.Unlock()
+		if la.a.closed {
+			return
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(la.token), Pad: sideListener}
+		if err := unix.EpollCtl(la.l.epfd, unix.EPOLL_CTL_ADD, la.a.fd, &ev); err != nil {
+			select {
+			case la.a.failed <- fmt.Errorf("accept on %s: %w", la.a.local, os.NewSyscallError("epoll_ctl", err)):
+			default:
+			}
+			return
+		}
+		la.paused = false
+	})
+}
+
+// serveNative starts the handshake of an accepted socket on loop l.
+func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, sa unix.Sockaddr) {
+	if a.network == "tcp" {
+		setTCPOptions(fd)
+	}
+	rs := &rawSock{fd: fd, local: a.local, remote: sockaddrAddr(sa, a.network)}
+	c := newConn(s, rs)
+	lc := &loopConn{c: c, l: l, client: rs, phase: phaseConnect, ctx: a.ctx}
+	c.native, c.loop = true, lc
+	c.cr.SetNonblocking(rs)
+	c.cw.SetStream(rs)
+	if !s.admitConn(c) {
+		rs.discard()
+		return
+	}
+	s.metrics.active.Inc()
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if err := l.add(lc); err != nil {
+		c.log.Warn("connection dropped", "err", err)
+		lc.closeHandshake()
+		return
+	}
+	lc.hsTimer = time.AfterFunc(s.cfg.Limits.ConnectTimeout, lc.handshakeTimeout)
+	c.unhook = context.AfterFunc(a.ctx, func() { c.stop(endShutdown()) })
+}
+
+// setTCPOptions gives an accepted TCP socket what Go's listener gives its
+// connections: no Nagle delay, and keep-alive probes after 15 s idle.
+func setTCPOptions(fd int) {
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
+}
+
+// sockaddrAddr is the net.Addr of a peer's socket address.
+func sockaddrAddr(sa unix.Sockaddr, network string) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	if network == "unix" {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return &net.TCPAddr{}
+}
+
+// handshakeEvent serves an event of a connection still in its handshake.
+// lc.mu is held.
+func (lc *loopConn) handshakeEvent(side int, events uint32) {
+	c := lc.c
+	hangup := events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+	readable := hangup || events&unix.EPOLLIN != 0
+	if side == sideClient {
+		if readable {
+			// Bytes after the CONNECT wait in the socket (or the
+			// Reader) until relaying starts.
+			lc.clientReady = true
+			c.cr.Readable(hangup)
+		}
+		if lc.phase == phaseConnect && lc.clientReady {
+			lc.readConnect()
+		}
+		return
+	}
+	if readable {
+		lc.upstreamReady = true
+		c.ur.Readable(hangup)
+	}
+	switch lc.phase {
+	case phaseDial:
+		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			lc.connected()
+		}
+	case phaseConnack:
+		lc.readConnack()
+	}
+	if events&unix.EPOLLOUT != 0 && !lc.detached && lc.upstream != nil {
+		lc.upstream.disarmIfDone()
+	}
+}
+
+// readConnect reads the first packet and authenticates it: from the
+// cache at once, or on a goroutine.
+func (lc *loopConn) readConnect() {
+	c := lc.c
+	f, err := c.cr.ReadFrame()
+	if err == packetcodec.ErrWouldBlock {
+		lc.clientReady = false
+		return
+	}
+	cp := c.firstPacket(f, err)
+	if cp == nil {
+		lc.closeHandshake()
+		return
+	}
+	lc.cp = cp
+	method, data, id, r := c.authStart(cp)
+	if r != nil {
+		lc.refuseHandshake(*r)
+		return
+	}
+	if id == nil {
+		if id = c.verifyCached(method, data); id == nil {
+			lc.phase = phaseVerify
+			lc.hsTimer.Stop() // verify has its own deadline
+			go lc.verifyOffLoop(method, data)
+			return
+		}
+	}
+	lc.authenticated(id)
+}
+
+// verifyOffLoop verifies a token the cache does not hold, then carries on
+// the handshake's next (non-blocking) steps under lc.mu.
+func (lc *loopConn) verifyOffLoop(method string, data []byte) {
+	id, err := lc.c.verify(lc.ctx, method, data)
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.detached {
+		return // stopped meanwhile
+	}
+	if err != nil {
+		lc.refuseHandshake(authRefusal(err))
+		return
+	}
+	lc.authenticated(id)
+}
+
+// authenticated admits the identity and dials the broker.
+func (lc *loopConn) authenticated(id *authz.Identity) {
+	c := lc.c
+	if r := c.admit(lc.cp, id); r != nil {
+		lc.refuseHandshake(*r)
+		return
+	}
+	if e := c.pending(); e != nil {
+		// Stopped while authenticating: do not dial (connectUpstream).
+		c.stoppedInHandshake(*e)
+		lc.closeHandshake()
+		return
+	}
+	lc.id = id
+	lc.phase = phaseDial
+	lc.dialPause = 100 * time.Microsecond
+	lc.hsTimer.Reset(c.srv.cfg.Upstream.DialTimeout) // dial and CONNACK
+	lc.dial()
+}
+
+// dial starts a non-blocking connect to the broker. A Unix socket whose
+// accept queue is full refuses it with EAGAIN; as DialUpstream does, the
+// dial is retried with a growing pause until the dial timeout.
+func (lc *loopConn) dial() {
+	c := lc.c
+	t := c.srv.native
+	fd, err := unix.Socket(t.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		lc.dialFailed(os.NewSyscallError("socket", err))
+		return
+	}
+	if t.family != unix.AF_UNIX {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	err = unix.Connect(fd, t.sa)
+	switch {
+	case err == nil, err == unix.EINPROGRESS:
+	case err == unix.EAGAIN && t.family == unix.AF_UNIX:
+		unix.Close(fd)
+		lc.dialFull = true
+		pause := lc.dialPause
+		lc.dialPause = min(2*pause, 10*time.Millisecond)
+		lc.redial = time.AfterFunc(pause, func() {
+			lc.mu.Lock()
+			defer lc.mu.Unlock()
+			if !lc.detached && lc.phase == phaseDial {
+				lc.dial()
+			}
+		})
+		return
+	default:
+		unix.Close(fd)
+		lc.dialFailed(os.NewSyscallError("connect", err))
+		return
+	}
+	network, _ := c.srv.cfg.Upstream.Endpoint()
+	us := &rawSock{fd: fd, remote: sockaddrAddr(t.sa, network)}
+	us.local = us.remote
+	lc.upstream = us
+	lc.maxSize = c.useUpstream(us, lc.cp)
+	c.ur.SetNonblocking(us)
+	c.uw.SetStream(us)
+	events := uint32(loopEvents)
+	if err != nil { // in progress: writable once connected
+		events |= unix.EPOLLOUT
+	}
+	if err := lc.l.register(lc, sideUpstream, us, events); err != nil {
+		lc.dialFailed(err)
+		return
+	}
+	if events&unix.EPOLLOUT == 0 {
+		lc.connected()
+	}
+}
+
+// dialFailed answers CONNACK 0x88 for a broker that could not be dialled.
+func (lc *loopConn) dialFailed(err error) {
+	s := lc.c.srv
+	s.metrics.upstreamDialErrors.Inc()
+	lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("dial upstream %s: %w", s.cfg.Upstream.Address, err)))
+}
+
+// connected sends the CONNECT once the broker's socket is connected.
+func (lc *loopConn) connected() {
+	c := lc.c
+	if soErr, err := unix.GetsockoptInt(lc.upstream.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+		if err == nil {
+			err = os.NewSyscallError("connect", unix.Errno(soErr))
+		}
+		lc.dialFailed(err)
+		return
+	}
+	lc.phase = phaseConnack
+	if err := c.writeUpstreamConnect(lc.cp, lc.id, lc.maxSize); err != nil {
+		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("send CONNECT upstream: %w", err)))
+		return
+	}
+	if lc.upstreamReady {
+		lc.readConnack()
+	}
+}
+
+// readConnack reads the broker's answer and, if it accepted, relays it
+// and starts relaying.
+func (lc *loopConn) readConnack() {
+	c := lc.c
+	if err := c.uw.Flush(); err != nil {
+		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("send CONNECT upstream: %w", err)))
+		return
+	}
+	f, err := c.ur.ReadFrame()
+	if err == packetcodec.ErrWouldBlock {
+		lc.upstreamReady = false
+		return
+	}
+	if err != nil {
+		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("read CONNACK from upstream: %w", err)))
+		return
+	}
+	connack, err := parseConnack(f)
+	if err != nil {
+		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("read CONNACK from upstream: %w", err)))
+		return
+	}
+	if r := upstreamRefusal(connack); r != nil {
+		lc.refuseHandshake(*r)
+		return
+	}
+	c.mu.Lock()
+	pending := c.pendingStop
+	if pending == nil {
+		// One step with stop's check: a stop from here on ends a
+		// relaying connection, with DISCONNECT.
+		c.connackSent = true
+		c.state.Store(stateRelay)
+	}
+	c.mu.Unlock()
+	if pending != nil {
+		// The broker accepted a session the client will never hear of:
+		// end it as the stop asks (connectUpstream does the same).
+		lc.leave()
+		if pending.upstreamClean {
+			c.disconnectUpstream()
+		}
+		c.stoppedInHandshake(*pending)
+		lc.closeHandshake()
+		return
+	}
+	c.relayConnack(connack, lc.cp)
+	c.established()
+	lc.phase = phaseRelay
+	lc.hsTimer.Stop()
+	lc.cp, lc.id = nil, nil
+	lc.lastRead = time.Now()
+	lc.startLocked()
+}
+
+// handshakeTimeout ends a handshake that took too long: no CONNECT within
+// the connect timeout, or no CONNACK from the broker within the dial
+// timeout.
+func (lc *loopConn) handshakeTimeout() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.detached {
+		return
+	}
+	c := lc.c
+	switch lc.phase {
+	case phaseConnect:
+		c.srv.metrics.connects.WithLabelValues(resultNoConnect).Inc()
+		c.log.Debug("no connect", "err", os.ErrDeadlineExceeded)
+		lc.closeHandshake()
+	case phaseDial, phaseConnack:
+		err := error(context.DeadlineExceeded)
+		if lc.dialFull && lc.phase == phaseDial {
+			err = fmt.Errorf("dial upstream %s: %w (the broker's accept queue stayed full)", c.srv.cfg.Upstream.Address, err)
+			c.srv.metrics.upstreamDialErrors.Inc()
+		}
+		lc.refuseHandshake(upstreamUnavailable(err))
+	}
+}
+
+// abortHandshake carries out a stop requested during the handshake (stop
+// has closed the client socket). Once the CONNECT is with the broker, the
+// CONNACK (or its timeout) finishes the job, as connectUpstream does: a
+// session the broker accepts must be ended as the stop says.
+func (lc *loopConn) abortHandshake() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if lc.detached || lc.phase == phaseRelay || lc.phase == phaseConnack {
+		return
+	}
+	if e := lc.c.pending(); e != nil {
+		lc.c.stoppedInHandshake(*e)
+	}
+	lc.closeHandshake()
+}
+
+// refuseHandshake answers the client with r's CONNACK and closes.
+func (lc *loopConn) refuseHandshake(r refusal) {
+	lc.leave()
+	lc.c.refuse(r)
+	lc.closeHandshake()
+}
+
+// leave takes the connection off the loop; its sockets then block, with
+// a write deadline, for the final answers. lc.mu is held.
+func (lc *loopConn) leave() {
+	if lc.hsTimer != nil {
+		lc.hsTimer.Stop()
+	}
+	if lc.redial != nil {
+		lc.redial.Stop()
+	}
+	lc.detachLocked()
+}
+
+// closeHandshake closes a connection that never relayed. lc.mu is held.
+func (lc *loopConn) closeHandshake() {
+	lc.leave()
+	lc.c.closeNative()
+}
+
+// releaseForFinalWrite makes a socket the loop owns wait for room, with a
+// deadline, so a final answer is not refused; other sockets wait anyway.
+func releaseForFinalWrite(nc net.Conn) {
+	if rs, ok := nc.(*rawSock); ok {
+		rs.release()
+	}
+}
