@@ -251,6 +251,8 @@ func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, sa unix.Sockaddr
 
 // setTCPOptions gives an accepted TCP socket what Go's listener gives its
 // connections: no Nagle delay, and keep-alive probes after 15 s idle.
+// (Set on the listening socket, Linux would copy most of them, but not to
+// connections already queued when they are set.)
 func setTCPOptions(fd int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
@@ -427,7 +429,7 @@ func (lc *loopConn) dial() {
 		return
 	}
 	if events&unix.EPOLLOUT == 0 {
-		lc.connected()
+		lc.sendConnect()
 	}
 }
 
@@ -438,9 +440,8 @@ func (lc *loopConn) dialFailed(err error) {
 	lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("dial upstream %s: %w", s.cfg.Upstream.Address, err)))
 }
 
-// connected sends the CONNECT once the broker's socket is connected.
+// connected sends the CONNECT once a connect in progress has succeeded.
 func (lc *loopConn) connected() {
-	c := lc.c
 	if soErr, err := unix.GetsockoptInt(lc.upstream.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
 		if err == nil {
 			err = os.NewSyscallError("connect", unix.Errno(soErr))
@@ -448,6 +449,12 @@ func (lc *loopConn) connected() {
 		lc.dialFailed(err)
 		return
 	}
+	lc.sendConnect()
+}
+
+// sendConnect sends the CONNECT on the connected broker socket.
+func (lc *loopConn) sendConnect() {
+	c := lc.c
 	lc.phase = phaseConnack
 	if err := c.writeUpstreamConnect(lc.cp, lc.id, lc.maxSize); err != nil {
 		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("send CONNECT upstream: %w", err)))

@@ -219,17 +219,19 @@ func (s *rawSock) waitWritable() error {
 }
 
 // Close closes the descriptor, which also takes it out of the loop's
-// epoll set. It first shuts the socket down, without mu, so a Write
-// waiting for room under mu returns at once (as net.Conn.Close interrupts
-// a blocked Write) instead of holding Close, and Server.Shutdown, for up to
-// its deadline. Only Close closes the descriptor, so it is still this
-// socket's when shut down.
+// epoll set. A Write waiting for room holds mu: Close then first shuts the
+// socket down, without mu, so that Write returns at once (as
+// net.Conn.Close interrupts a blocked Write) instead of holding Close, and
+// Server.Shutdown, for up to its deadline. Only Close closes the
+// descriptor, so it is still this socket's when shut down.
 func (s *rawSock) Close() error {
 	if s.closing.Swap(true) {
 		return net.ErrClosed
 	}
-	_ = unix.Shutdown(s.fd, unix.SHUT_RDWR)
-	s.mu.Lock()
+	if !s.mu.TryLock() {
+		_ = unix.Shutdown(s.fd, unix.SHUT_RDWR)
+		s.mu.Lock()
+	}
 	defer s.mu.Unlock()
 	s.closed = true
 	return unix.Close(s.fd)
