@@ -57,9 +57,9 @@ func (c *conn) clientAuth(f packetcodec.Frame) *ending {
 		e := protocolError("re-authentication already in progress")
 		return &e
 	}
-	c.bg.Add(1)
+	c.bgAdd()
 	go func() {
-		defer c.bg.Done()
+		defer c.bgDone()
 		c.reauthenticate(method, data)
 	}()
 	return nil

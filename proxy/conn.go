@@ -113,8 +113,10 @@ type conn struct {
 	unhook      func() bool
 	releaseOnce sync.Once
 
-	bg        sync.WaitGroup // re-authentication checks and stop requests in flight
-	closeOnce sync.Once
+	bg sync.WaitGroup // re-authentication checks and stop requests in flight
+	// bgActive counts bg's members too, for a loop that must not wait on
+	// bg to know whether it would (endOnLoop).
+	bgActive atomic.Int32
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -217,17 +219,28 @@ func (c *conn) stop(e ending) {
 		c.mu.Unlock()
 		return
 	}
-	c.bg.Add(1)
+	c.bgAdd()
 	c.mu.Unlock()
 	go func() {
 		ended := c.finish(e)
-		c.bg.Done()
+		c.bgDone()
 		if ended && c.native {
 			// What relay and serve do after finish for the others.
 			c.bg.Wait()
 			c.closeNative()
 		}
 	}()
+}
+
+// bgAdd and bgDone count a goroutine of the connection in and out.
+func (c *conn) bgAdd() {
+	c.bgActive.Add(1)
+	c.bg.Add(1)
+}
+
+func (c *conn) bgDone() {
+	c.bgActive.Add(-1)
+	c.bg.Done()
 }
 
 // closeNative releases what a native connection holds and counts it out,
@@ -265,69 +278,94 @@ func (c *conn) forceClose() {
 }
 
 // finish tells the client and the broker what e says and closes both
-// sockets. It reports whether this call did it (the first one does).
-func (c *conn) finish(e ending) (ended bool) {
-	c.closeOnce.Do(func() {
-		ended = true
-		c.mu.Lock()
-		c.ending = true
-		lc := c.loop
-		c.mu.Unlock()
-		if lc != nil {
-			// Off the loop first: from here the sockets are this
-			// goroutine's, and its writes wait (up to the deadlines).
-			lc.detach()
-			if lc.ended != nil {
-				defer close(lc.ended)
-			}
+// sockets. It reports whether this call did it: the first one does, the
+// others return at once.
+func (c *conn) finish(e ending) bool {
+	lc, ok := c.claimEnd()
+	if !ok {
+		return false
+	}
+	if lc != nil {
+		// Off the loop first: from here the sockets are this
+		// goroutine's, and its writes wait (up to the deadlines).
+		lc.detach()
+		if lc.ended != nil {
+			defer close(lc.ended)
 		}
-		c.state.Store(stateEnding)
-		if left := c.clientLeft.Load(); left != nil {
-			e = *left
-		}
-		if e.clientCode != noDisconnect {
-			d := &packets.Disconnect{ReasonCode: byte(e.clientCode), Properties: &packets.Properties{}}
-			if c.problemInfo {
-				d.Properties.ReasonString = e.reason
-			}
-			_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-			if err := c.cw.WritePacket(d); err == nil {
-				_ = c.cw.Flush()
-			}
-		}
-		if e.upstreamClean {
-			c.disconnectUpstream()
-		} else {
-			// Without DISCONNECT the broker treats the close as a lost
-			// connection and publishes the Will [MQTT-3.1.2-8]. Flush what
-			// was already forwarded first.
-			_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-			_ = c.uw.Flush()
-		}
-		if e.clientCode == noDisconnect {
-			// What the client is still owed (the broker's DISCONNECT,
-			// say, or bytes the loop's socket refused) goes out now.
-			_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-			_ = c.cw.Flush()
-		}
-		c.nc.Close()
-		c.up.Close()
+	}
+	e = c.finalEnding(e)
+	c.queueFinal(e)
+	c.flushFinal()
+	c.closeEnded(e)
+	return true
+}
 
-		c.srv.metrics.disconnects.WithLabelValues(e.cause).Inc()
-		attrs := []any{"cause", e.cause}
-		if e.clientCode != noDisconnect {
-			attrs = append(attrs, "reason_code", e.clientCode)
+// claimEnd makes the caller the one who ends the connection, unless
+// somebody already is; it returns the connection's loop membership, if any.
+// Under mu, with stop's check: once claimed, no stop starts a goroutine.
+func (c *conn) claimEnd() (*loopConn, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending {
+		return nil, false
+	}
+	c.ending = true
+	return c.loop, true
+}
+
+// finalEnding is how the connection ends: as e says, unless the client
+// left first with DISCONNECT, which then decides.
+func (c *conn) finalEnding(e ending) ending {
+	c.state.Store(stateEnding)
+	if left := c.clientLeft.Load(); left != nil {
+		return *left
+	}
+	return e
+}
+
+// queueFinal queues the DISCONNECTs e sends: to the client, with e's code,
+// and to the broker, 0x00 (which discards the Will) when e ends the broker
+// session cleanly. Without DISCONNECT the broker treats the close as a
+// lost connection and publishes the Will [MQTT-3.1.2-8].
+func (c *conn) queueFinal(e ending) {
+	if e.clientCode != noDisconnect {
+		d := &packets.Disconnect{ReasonCode: byte(e.clientCode), Properties: &packets.Properties{}}
+		if c.problemInfo {
+			d.Properties.ReasonString = e.reason
 		}
-		if e.reason != "" {
-			attrs = append(attrs, "reason", e.reason)
-		}
-		if e.err != nil {
-			attrs = append(attrs, "err", e.err)
-		}
-		c.log.Debug("connection ended", attrs...)
-		c.auditEvent("disconnect", e.cause, "", "", e.reason, "")
-	})
-	return ended
+		_ = c.cw.WritePacket(d)
+	}
+	if e.upstreamClean {
+		_ = c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}})
+	}
+}
+
+// flushFinal writes out what each peer is still owed (forwarded packets,
+// the final DISCONNECTs), waiting at most finalWriteTimeout for each.
+func (c *conn) flushFinal() {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+	_ = c.cw.Flush()
+	_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+	_ = c.uw.Flush()
+}
+
+// closeEnded closes both sockets and records how the connection ended.
+func (c *conn) closeEnded(e ending) {
+	c.nc.Close()
+	c.up.Close()
+	c.srv.metrics.disconnects.WithLabelValues(e.cause).Inc()
+	attrs := []any{"cause", e.cause}
+	if e.clientCode != noDisconnect {
+		attrs = append(attrs, "reason_code", e.clientCode)
+	}
+	if e.reason != "" {
+		attrs = append(attrs, "reason", e.reason)
+	}
+	if e.err != nil {
+		attrs = append(attrs, "err", e.err)
+	}
+	c.log.Debug("connection ended", attrs...)
+	c.auditEvent("disconnect", e.cause, "", "", e.reason, "")
 }
 
 // disconnectUpstream ends the broker session with DISCONNECT 0x00, which

@@ -90,6 +90,8 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 	if errors.Is(err, packetcodec.ErrProtocolV3) {
 		// SPEC 2: v3 CONNACK return code 0x01 (unacceptable protocol version).
 		s.metrics.connects.WithLabelValues(resultUnsupportedV3).Inc()
+		// Four bytes, the first the socket gets: they never wait, even
+		// on a socket the loop owns (made to wait, with a deadline).
 		releaseForFinalWrite(c.nc)
 		_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 		_ = c.cw.WriteAndFlush(packetcodec.V3ConnackUnacceptableProtocol)
@@ -225,8 +227,14 @@ func (c *conn) newSession(id *authz.Identity) *session {
 
 // refuse sends a CONNACK with r's code and closes (the caller returns).
 func (c *conn) refuse(r refusal) {
-	s := c.srv
-	s.metrics.connects.WithLabelValues(r.label).Inc()
+	c.queueRefusal(r)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+	_ = c.cw.Flush()
+	c.recordRefusal(r)
+}
+
+// queueRefusal queues the CONNACK of r.
+func (c *conn) queueRefusal(r refusal) {
 	ack := &packets.Connack{ReasonCode: r.code, Properties: &packets.Properties{}}
 	if c.problemInfo && r.reason != "" {
 		ack.Properties.ReasonString = r.reason
@@ -234,11 +242,12 @@ func (c *conn) refuse(r refusal) {
 	if c.method != "" {
 		ack.Properties.AuthMethod = c.method
 	}
-	releaseForFinalWrite(c.nc)
-	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-	if err := c.cw.WritePacket(ack); err == nil {
-		_ = c.cw.Flush()
-	}
+	_ = c.cw.WritePacket(ack)
+}
+
+// recordRefusal counts, logs and audits a refused CONNECT.
+func (c *conn) recordRefusal(r refusal) {
+	c.srv.metrics.connects.WithLabelValues(r.label).Inc()
 	attrs := []any{"reason_code", r.code, "result", r.label, "reason", r.reason}
 	if r.err != nil {
 		attrs = append(attrs, "err", r.err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -95,15 +96,16 @@ type loopConn struct {
 	ended     chan struct{} // closed by finish; nil for a native connection
 
 	// The handshake of a native connection (native_linux.go).
-	phase     int
-	ctx       context.Context // Serve's
-	hsTimer   *time.Timer     // connect timeout, then dial timeout
-	cp        *packetcodec.Connect
-	id        *authz.Identity
-	maxSize   uint32
-	dialPause time.Duration
-	dialFull  bool        // a dial met a full accept queue
-	redial    *time.Timer // the next dial after one
+	phase      int
+	ctx        context.Context // Serve's
+	hsTimer    *time.Timer     // connect timeout, then dial timeout
+	hsDeadline time.Time       // when hsTimer is due
+	cp         *packetcodec.Connect
+	id         *authz.Identity
+	maxSize    uint32
+	dialPause  time.Duration
+	dialFull   bool        // a dial met a full accept queue
+	redial     *time.Timer // the next dial after one
 }
 
 // procsPerLoop is how many processors share one loop. Fewer loops batch
@@ -264,6 +266,15 @@ func (l *eventLoop) tokenLocked() uint32 {
 // register adds socket s of lc, on side, to the loop's set with events.
 // The loop is running: lc is (being) added to it.
 func (l *eventLoop) register(lc *loopConn, side int, s *rawSock, events uint32) error {
+	// Under the socket's mutex: a Close (a stop, from another goroutine)
+	// either comes after, and takes the registration with it, or before,
+	// and the descriptor, which may already be another socket's, is not
+	// touched.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.closing.Load() {
+		return net.ErrClosed
+	}
 	s.ev = unix.EpollEvent{Events: loopEvents, Fd: int32(lc.token), Pad: int32(side)}
 	s.epfd, s.owned = l.epfd, true
 	s.outArmed = events&unix.EPOLLOUT != 0
@@ -517,10 +528,56 @@ func (lc *loopConn) drain(r *packetcodec.Reader, ready *bool, handle func(packet
 }
 
 // end takes the connection off the loop and has finish carry e out on
-// another goroutine. lc.mu is held.
+// another goroutine; a native connection ends on the loop if it can
+// (endOnLoop). lc.mu is held.
 func (lc *loopConn) end(e ending) {
+	if lc.c.native {
+		lc.endOnLoop(e)
+		return
+	}
 	lc.detachLocked()
 	lc.c.stop(e)
+}
+
+// endOnLoop does finish's work for a native connection without a
+// goroutine when the sockets take the final bytes at once, which they
+// nearly always do; otherwise a goroutine writes the rest with finish's
+// deadlines. lc.mu is held.
+func (lc *loopConn) endOnLoop(e ending) {
+	c := lc.c
+	if _, ok := c.claimEnd(); !ok {
+		lc.detachLocked() // the finisher's own detach then finds it done
+		return
+	}
+	e = c.finalEnding(e)
+	c.queueFinal(e)
+	// Still the loop's: the sockets refuse what they cannot take now.
+	_ = c.cw.Flush()
+	_ = c.uw.Flush()
+	clientLeft, _ := c.cw.Backlog()
+	upstreamLeft, _ := c.uw.Backlog()
+	lc.detachLocked()
+	if clientLeft || upstreamLeft {
+		c.bgAdd()
+		go func() {
+			c.flushFinal()
+			c.closeEnded(e)
+			c.bgDone()
+			c.bg.Wait()
+			c.closeNative()
+		}()
+		return
+	}
+	c.closeEnded(e)
+	if c.bgActive.Load() == 0 {
+		// Claimed under mu: no stop adds to bg from here, so it stays 0.
+		c.closeNative()
+		return
+	}
+	go func() {
+		c.bg.Wait()
+		c.closeNative()
+	}()
 }
 
 // detach takes the connection off the loop; afterwards its sockets are

@@ -50,30 +50,39 @@ const sideListener = 2
 // cannot (TLS upstream, a Dialer other than a plain net.Dialer, a host
 // name to resolve).
 type nativeTarget struct {
-	sa     unix.Sockaddr
-	family int
+	sa        unix.Sockaddr
+	family    int
+	keepAlive time.Duration // TCP keep-alive period; < 0 for none (net.Dialer.KeepAlive)
 }
 
 // newNativeTarget decides whether cfg and opts allow native connections.
 func newNativeTarget(cfg Config, opts Options) nativeTarget {
 	d, ok := opts.Dialer.(*net.Dialer)
-	if !ok || cfg.Upstream.TLS.Enabled || d.LocalAddr != nil || d.Control != nil || d.ControlContext != nil || d.Resolver != nil {
+	if !ok || cfg.Upstream.TLS.Enabled || d.LocalAddr != nil || d.Control != nil || d.ControlContext != nil ||
+		d.Resolver != nil || d.Cancel != nil || !d.Deadline.IsZero() || d.KeepAliveConfig != (net.KeepAliveConfig{}) ||
+		d.Timeout > 0 && d.Timeout < cfg.Upstream.DialTimeout {
+		// The loop dials with the dial timeout and Go's keep-alive
+		// default (or d.KeepAlive) only; anything else needs the Dialer.
 		return nativeTarget{}
+	}
+	keepAlive := d.KeepAlive
+	if keepAlive == 0 {
+		keepAlive = 15 * time.Second // Go's default
 	}
 	network, addr := cfg.Upstream.Endpoint()
 	if network == "unix" {
 		// x/sys/unix takes a leading '@' for an abstract name, as Go's
 		// net package does.
-		return nativeTarget{sa: &unix.SockaddrUnix{Name: addr}, family: unix.AF_UNIX}
+		return nativeTarget{sa: &unix.SockaddrUnix{Name: addr}, family: unix.AF_UNIX, keepAlive: -1}
 	}
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		return nativeTarget{} // a host name: Go's dialer resolves it
 	}
 	if ip := ap.Addr().Unmap(); ip.Is4() {
-		return nativeTarget{sa: &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}, family: unix.AF_INET}
+		return nativeTarget{sa: &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}, family: unix.AF_INET, keepAlive: keepAlive}
 	}
-	return nativeTarget{sa: &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}, family: unix.AF_INET6}
+	return nativeTarget{sa: &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}, family: unix.AF_INET6, keepAlive: keepAlive}
 }
 
 // acceptor is a listening socket the loops accept on, each registered for
@@ -233,19 +242,21 @@ func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, sa unix.Sockaddr
 	c.native, c.loop = true, lc
 	c.cr.SetNonblocking(rs)
 	c.cw.SetStream(rs)
+	// Held from before c can be stopped (Shutdown sees it once admitted):
+	// abortHandshake then runs only after the registration.
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
 	if !s.admitConn(c) {
 		rs.discard()
 		return
 	}
 	s.metrics.active.Inc()
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
 	if err := l.add(lc); err != nil {
 		c.log.Warn("connection dropped", "err", err)
 		lc.closeHandshake()
 		return
 	}
-	lc.hsTimer = time.AfterFunc(s.cfg.Limits.ConnectTimeout, lc.handshakeTimeout)
+	lc.armHandshake(s.cfg.Limits.ConnectTimeout)
 	c.unhook = context.AfterFunc(a.ctx, func() { c.stop(endShutdown()) })
 }
 
@@ -374,7 +385,7 @@ func (lc *loopConn) authenticated(id *authz.Identity) {
 	lc.id = id
 	lc.phase = phaseDial
 	lc.dialPause = 100 * time.Microsecond
-	lc.hsTimer.Reset(c.srv.cfg.Upstream.DialTimeout) // dial and CONNACK
+	lc.armHandshake(c.srv.cfg.Upstream.DialTimeout) // dial and CONNACK
 	lc.dial()
 }
 
@@ -391,6 +402,12 @@ func (lc *loopConn) dial() {
 	}
 	if t.family != unix.AF_UNIX {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		if t.keepAlive > 0 { // as Go's dialer does
+			secs := int((t.keepAlive + time.Second - 1) / time.Second)
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs)
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+		}
 	}
 	err = unix.Connect(fd, t.sa)
 	switch {
@@ -502,13 +519,16 @@ func (lc *loopConn) readConnack() {
 	c.mu.Unlock()
 	if pending != nil {
 		// The broker accepted a session the client will never hear of:
-		// end it as the stop asks (connectUpstream does the same).
+		// end it as the stop asks (connectUpstream does the same), off
+		// the loop, since that write may wait.
 		lc.leave()
-		if pending.upstreamClean {
-			c.disconnectUpstream()
-		}
-		c.stoppedInHandshake(*pending)
-		lc.closeHandshake()
+		go func() {
+			if pending.upstreamClean {
+				c.disconnectUpstream()
+			}
+			c.stoppedInHandshake(*pending)
+			c.closeNative()
+		}()
 		return
 	}
 	c.relayConnack(connack, lc.cp)
@@ -520,13 +540,26 @@ func (lc *loopConn) readConnack() {
 	lc.startLocked()
 }
 
+// armHandshake (re)arms the handshake's timer to fire after d. lc.mu is
+// held.
+func (lc *loopConn) armHandshake(d time.Duration) {
+	lc.hsDeadline = time.Now().Add(d)
+	if lc.hsTimer == nil {
+		lc.hsTimer = time.AfterFunc(d, lc.handshakeTimeout)
+		return
+	}
+	lc.hsTimer.Reset(d)
+}
+
 // handshakeTimeout ends a handshake that took too long: no CONNECT within
-// the connect timeout, or no CONNACK from the broker within the dial
-// timeout.
+// the connect timeout, or no connection to the broker or no CONNACK from
+// it within the dial timeout.
 func (lc *loopConn) handshakeTimeout() {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	if lc.detached {
+	if lc.detached || lc.phase == phaseVerify || time.Now().Before(lc.hsDeadline) {
+		// A callback that began before the timer was re-armed for the
+		// next phase, which the re-armed timer times.
 		return
 	}
 	c := lc.c
@@ -535,13 +568,15 @@ func (lc *loopConn) handshakeTimeout() {
 		c.srv.metrics.connects.WithLabelValues(resultNoConnect).Inc()
 		c.log.Debug("no connect", "err", os.ErrDeadlineExceeded)
 		lc.closeHandshake()
-	case phaseDial, phaseConnack:
-		err := error(context.DeadlineExceeded)
-		if lc.dialFull && lc.phase == phaseDial {
-			err = fmt.Errorf("dial upstream %s: %w (the broker's accept queue stayed full)", c.srv.cfg.Upstream.Address, err)
-			c.srv.metrics.upstreamDialErrors.Inc()
+	case phaseDial:
+		err := fmt.Errorf("dial upstream %s: %w", c.srv.cfg.Upstream.Address, context.DeadlineExceeded)
+		if lc.dialFull {
+			err = fmt.Errorf("%w (the broker's accept queue stayed full)", err)
 		}
+		c.srv.metrics.upstreamDialErrors.Inc()
 		lc.refuseHandshake(upstreamUnavailable(err))
+	case phaseConnack:
+		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("read CONNACK from upstream: %w", context.DeadlineExceeded)))
 	}
 }
 
@@ -561,11 +596,28 @@ func (lc *loopConn) abortHandshake() {
 	lc.closeHandshake()
 }
 
-// refuseHandshake answers the client with r's CONNACK and closes.
+// refuseHandshake answers the client with r's CONNACK and closes. The
+// answer goes out without waiting if the socket takes it, as it nearly
+// always does; a client that does not read (a CONNACK naming a long Will
+// topic may not fit) is waited for, up to finalWriteTimeout, on a goroutine:
+// never on the loop.
 func (lc *loopConn) refuseHandshake(r refusal) {
+	c := lc.c
+	c.queueRefusal(r)
+	_ = c.cw.Flush() // still the loop's: refuses what it cannot take now
+	left, _ := c.cw.Backlog()
 	lc.leave()
-	lc.c.refuse(r)
-	lc.closeHandshake()
+	if !left {
+		c.recordRefusal(r)
+		c.closeNative()
+		return
+	}
+	go func() {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+		_ = c.cw.Flush()
+		c.recordRefusal(r)
+		c.closeNative()
+	}()
 }
 
 // leave takes the connection off the loop; its sockets then block, with

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 )
 
 // These tests drive connections that live on the loop from accept
@@ -65,6 +69,11 @@ func (b *scriptedBroker) serve(c net.Conn) {
 			return
 		}
 		types = append(types, p.Type)
+		if p.Type == packets.PINGREQ {
+			if _, err := packets.NewControlPacket(packets.PINGRESP).WriteTo(c); err != nil {
+				return
+			}
+		}
 		if p.Type == packets.CONNECT {
 			time.Sleep(b.delay)
 			ack := packets.NewControlPacket(packets.CONNACK)
@@ -192,22 +201,31 @@ func TestNativeConnectRelayAndDisconnect(t *testing.T) {
 			if !c.native {
 				t.Fatal("the connection did not live on the loop from accept")
 			}
-			if tc.listener == "tcp" {
-				fd := c.nc.(*rawSock).fd
-				for _, o := range []struct {
-					level, opt int
-					name       string
-					want       int
-				}{
+			type option struct {
+				level, opt int
+				name       string
+				want       int
+			}
+			checkOptions := func(side string, fd int) {
+				for _, o := range []option{
 					{unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY", 1},
 					{unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", 1},
 					{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, "TCP_KEEPIDLE", 15},
 					{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, "TCP_KEEPINTVL", 15},
 				} {
 					if v, err := unix.GetsockoptInt(fd, o.level, o.opt); err != nil || v != o.want {
-						t.Errorf("%s = %d (%v) on the accepted socket, want %d as Go's listener sets", o.name, v, err, o.want)
+						t.Errorf("%s = %d (%v) on the %s socket, want %d as Go's listener and dialer set", o.name, v, err, side, o.want)
 					}
 				}
+			}
+			if tc.listener == "tcp" {
+				checkOptions("client", c.nc.(*rawSock).fd)
+			}
+			if tc.broker == "tcp" {
+				c.mu.Lock()
+				up := c.up.(*rawSock)
+				c.mu.Unlock()
+				checkOptions("broker", up.fd)
 			}
 			if got := testutil.ToFloat64(srv.metrics.active); got != 1 {
 				t.Errorf("active connections gauge = %v, want 1", got)
@@ -233,39 +251,48 @@ func TestNativeConnectRelayAndDisconnect(t *testing.T) {
 }
 
 func TestNativeRefusals(t *testing.T) {
-	t.Run("broker refuses", func(t *testing.T) {
-		b := startBroker(t, "unix", packets.ConnackNotAuthorized, 0)
-		srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), nil)
-		_, ack := connectClient(t, addr)
-		if ack.ReasonCode != packets.ConnackServerUnavailable || ack.Properties.ReasonString != "upstream broker refused the proxy" {
-			t.Fatalf("CONNACK 0x%02x %q, want 0x88 naming the broker's refusal", ack.ReasonCode, ack.Properties.ReasonString)
-		}
-		waitForCount(t, srv, 0)
-	})
-	t.Run("no broker", func(t *testing.T) {
-		srv, addr := serveNativeProxy(t, "tcp", "unix:"+filepath.Join(t.TempDir(), "none.sock"), nil)
-		_, ack := connectClient(t, addr)
-		if ack.ReasonCode != packets.ConnackServerUnavailable {
-			t.Fatalf("CONNACK 0x%02x, want 0x88", ack.ReasonCode)
-		}
-		if got := testutil.ToFloat64(srv.metrics.upstreamDialErrors); got != 1 {
-			t.Errorf("upstream dial errors = %v, want 1", got)
-		}
-		waitForCount(t, srv, 0)
-	})
-	t.Run("broker silent past the dial timeout", func(t *testing.T) {
-		b := startBroker(t, "tcp", packets.ConnackSuccess, 3*time.Second)
-		srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), func(c *Config) { c.Upstream.DialTimeout = 200 * time.Millisecond })
-		start := time.Now()
-		_, ack := connectClient(t, addr)
-		if ack.ReasonCode != packets.ConnackServerUnavailable {
-			t.Fatalf("CONNACK 0x%02x, want 0x88", ack.ReasonCode)
-		}
-		if took := time.Since(start); took < 150*time.Millisecond || took > 2*time.Second {
-			t.Errorf("answered after %v, want about the 200 ms dial timeout", took)
-		}
-		waitForCount(t, srv, 0)
-	})
+	for _, tc := range []struct {
+		name       string
+		upstream   func(t *testing.T) string
+		dialTO     time.Duration
+		reason     string        // the CONNACK's Reason String, if checked
+		dialErrors float64       // upstream dial errors counted
+		after      time.Duration // the answer comes after about this
+	}{
+		{name: "broker refuses", reason: "upstream broker refused the proxy",
+			upstream: func(t *testing.T) string {
+				return startBroker(t, "unix", packets.ConnackNotAuthorized, 0).upstreamAddress()
+			}},
+		{name: "no broker", dialErrors: 1,
+			upstream: func(t *testing.T) string { return "unix:" + filepath.Join(t.TempDir(), "none.sock") }},
+		{name: "broker's TCP accept queue full", dialTO: 300 * time.Millisecond, dialErrors: 1, after: 300 * time.Millisecond,
+			upstream: fullTCPListener},
+		{name: "broker silent past the dial timeout", dialTO: 200 * time.Millisecond, after: 200 * time.Millisecond,
+			upstream: func(t *testing.T) string {
+				return startBroker(t, "tcp", packets.ConnackSuccess, 3*time.Second).upstreamAddress()
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, addr := serveNativeProxy(t, "tcp", tc.upstream(t), func(c *Config) {
+				if tc.dialTO > 0 {
+					c.Upstream.DialTimeout = tc.dialTO
+				}
+			})
+			start := time.Now()
+			_, ack := connectClient(t, addr)
+			took := time.Since(start)
+			if ack.ReasonCode != packets.ConnackServerUnavailable || tc.reason != "" && ack.Properties.ReasonString != tc.reason {
+				t.Fatalf("CONNACK 0x%02x %q, want 0x88 %q", ack.ReasonCode, ack.Properties.ReasonString, tc.reason)
+			}
+			if got := testutil.ToFloat64(srv.metrics.upstreamDialErrors); got != tc.dialErrors {
+				t.Errorf("upstream dial errors = %v, want %v", got, tc.dialErrors)
+			}
+			if took < tc.after*3/4 || took > tc.after+2*time.Second {
+				t.Errorf("answered after %v, want about %v", took, tc.after)
+			}
+			waitForCount(t, srv, 0)
+		})
+	}
 }
 
 func TestNativeConnectTimeout(t *testing.T) {
@@ -389,5 +416,118 @@ func TestNativeShutdownDuringHandshake(t *testing.T) {
 	}
 	if n := srv.ConnectionCount(); n != 0 {
 		t.Errorf("%d connections after Shutdown, want 0", n)
+	}
+}
+
+// fullTCPListener listens on loopback with an accept queue that two
+// connections fill, so the next SYN goes unanswered (from a review).
+func fullTCPListener(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*unix.SockaddrInet4).Port))
+	for range 2 {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	return addr
+}
+
+// denyWills refuses every Will; everything else is allowed.
+type denyWills struct{ allowAll }
+
+func (denyWills) Publish(string) authz.Decision           { return authz.Decision{} }
+func (d denyWills) Grants(*authz.Identity, string) Grants { return d }
+
+// nativeSocketPair serves the proxy's end of a new socket pair as an
+// accepted connection of loop l, its send buffer cut to sndbuf bytes if
+// non-zero, and returns the client's end.
+func nativeSocketPair(t *testing.T, srv *Server, l *eventLoop, sndbuf int) *net.UnixConn {
+	t.Helper()
+	client, proxySide := socketPair(t)
+	fd, err := dupFD(proxySide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxySide.Close()
+	if sndbuf > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &acceptor{srv: srv, ctx: context.Background(), network: "unix", local: &net.UnixAddr{Net: "unix"}}
+	srv.serveNative(a, l, fd, &unix.SockaddrUnix{})
+	return client
+}
+
+// A client that does not read its refusal (a CONNACK naming a 60 KB Will
+// topic, larger than the socket takes) holds up nobody else on its loop: the
+// loop does not wait for it (a review found it waited up to 1 s).
+func TestNativeRefusalToAClientThatDoesNotReadHoldsUpNobody(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	cfg := DefaultConfig()
+	cfg.Upstream.Address = b.upstreamAddress()
+	srv, err := New(cfg, Options{AllowAnonymous: true, Dialer: &net.Dialer{}, Policy: denyWills{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	l := srv.loops[0]
+	victim := nativeSocketPair(t, srv, l, 0)
+	connect := packets.NewControlPacket(packets.CONNECT)
+	cc := connect.Content.(*packets.Connect)
+	cc.ProtocolName, cc.ProtocolVersion, cc.CleanStart = "MQTT", 5, true
+	if _, err := connect.WriteTo(victim); err != nil {
+		t.Fatal(err)
+	}
+	_ = victim.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if p, err := packets.ReadPacket(victim); err != nil || p.Content.(*packets.Connack).ReasonCode != packets.ConnackSuccess {
+		t.Fatalf("victim's CONNACK: %v %v", p, err)
+	}
+
+	attacker := nativeSocketPair(t, srv, l, 4096)
+	cc.WillFlag, cc.WillTopic, cc.WillMessage = true, "deny/"+strings.Repeat("a", 60000), []byte("x")
+	cc.WillProperties = &packets.Properties{}
+	go func() { _, _ = connect.WriteTo(attacker) }() // and never reads
+	time.Sleep(100 * time.Millisecond)
+
+	start := time.Now()
+	if _, err := packets.NewControlPacket(packets.PINGREQ).WriteTo(victim); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := packets.ReadPacket(victim); err != nil {
+		t.Fatalf("victim's PINGRESP: %v", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("the victim waited %v for its PINGRESP while its loop refused a client that does not read", took)
+	}
+	// The refusal still reaches the attacker whole once it reads.
+	_ = attacker.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, err := packets.ReadPacket(attacker)
+	if err != nil {
+		t.Fatalf("the attacker's CONNACK: %v", err)
+	}
+	if ack := p.Content.(*packets.Connack); ack.ReasonCode != packets.ConnackNotAuthorized || !strings.Contains(ack.Properties.ReasonString, "will topic") {
+		t.Errorf("attacker got CONNACK 0x%02x %.40q, want 0x87 naming the Will topic", ack.ReasonCode, ack.Properties.ReasonString)
 	}
 }
