@@ -69,8 +69,11 @@ type conn struct {
 	up    net.Conn
 	ur    *packetcodec.Reader
 	uw    *packetcodec.Writer
-	log   *slog.Logger
 	state atomic.Int32
+	// logAttrs are the connection's log attributes, added to during the
+	// handshake only; logger is made from them on first use (log).
+	logAttrs []any
+	logger   atomic.Pointer[slog.Logger]
 
 	// Set during the handshake, read-only afterwards.
 	clientID    string // as the client knows it (assigned if it sent none)
@@ -126,8 +129,32 @@ func newConn(s *Server, nc net.Conn) *conn {
 		cr:  packetcodec.NewReader(nc, s.cfg.Limits.MaxPacketSize),
 		cw:  packetcodec.NewWriter(nc),
 	}
-	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	return c
+}
+
+// log returns the connection's logger, made on first use: slog's With
+// formats its attributes at once, and most connections never log (debug
+// lines are off by default), so it is not paid per CONNECT (issue 5).
+func (c *conn) log() *slog.Logger {
+	if l := c.logger.Load(); l != nil {
+		return l
+	}
+	l := c.srv.log.With(append([]any{"remote", c.nc.RemoteAddr().String()}, c.logAttrs...)...)
+	c.logger.CompareAndSwap(nil, l)
+	return c.logger.Load()
+}
+
+// logWith adds attributes to the connection's log lines (handshake only).
+func (c *conn) logWith(args ...any) {
+	c.logAttrs = append(c.logAttrs, args...)
+	c.logger.Store(nil)
+}
+
+// debug logs at debug level, making the logger only if that is on.
+func (c *conn) debug(msg string, args ...any) {
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log().Debug(msg, args...)
+	}
 }
 
 // serve runs the connection's state machine to its end.
@@ -364,7 +391,7 @@ func (c *conn) closeEnded(e ending) {
 	if e.err != nil {
 		attrs = append(attrs, "err", e.err)
 	}
-	c.log.Debug("connection ended", attrs...)
+	c.debug("connection ended", attrs...)
 	c.auditEvent("disconnect", e.cause, "", "", e.reason, "")
 }
 

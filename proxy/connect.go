@@ -83,7 +83,7 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 	if err != nil || f.Type != packets.CONNECT {
 		// SPEC 2: first packet not CONNECT, or none in time → close without reply.
 		s.metrics.connects.WithLabelValues(resultNoConnect).Inc()
-		c.log.Debug("no connect", "err", err)
+		c.debug("no connect", "err", err)
 		return nil
 	}
 	cp, err := packetcodec.DecodeConnect(f)
@@ -109,7 +109,7 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 	c.problemInfo = cp.Properties == nil || cp.Properties.RequestProblemInfo == nil || *cp.Properties.RequestProblemInfo != 0
 	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
 	c.clientID = cp.ClientID // for the audit of a refusal; isolate may assign one
-	c.log = c.log.With("client_id", cp.ClientID)
+	c.logWith("client_id", cp.ClientID)
 	return cp
 }
 
@@ -121,7 +121,7 @@ func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 	}
 	sess := c.newSession(id)
 	c.sess.Store(sess)
-	c.log = c.log.With("principal", id.AuthenticationName)
+	c.logWith("principal", id.AuthenticationName)
 	if cp.WillFlag {
 		if d := sess.grants.Publish(cp.WillTopic); !d.Allowed {
 			// SPEC 3.4: a denied Will refuses the CONNECT, naming its topic.
@@ -140,7 +140,7 @@ func (c *conn) established() {
 	c.armExpiry(c.sess.Load().deadline)
 	c.srv.metrics.connects.WithLabelValues(resultSuccess).Inc()
 	c.auditEvent("authentication", "connect", "", "allow", "", c.method)
-	c.log.Debug("connected", "upstream_client_id", c.upstreamID)
+	c.debug("connected", "upstream_client_id", c.upstreamID)
 }
 
 // authStart applies the CONNECT table of SPEC 2 up to the token: it
@@ -252,7 +252,7 @@ func (c *conn) recordRefusal(r refusal) {
 	if r.err != nil {
 		attrs = append(attrs, "err", r.err)
 	}
-	c.log.Info("connect refused", attrs...)
+	c.log().Info("connect refused", attrs...)
 	c.auditEvent("authentication", "connect", "", "deny", r.reason, "")
 }
 

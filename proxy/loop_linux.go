@@ -165,7 +165,7 @@ func (c *conn) takeOverSockets() *loopConn {
 	lc.mu.Lock()
 	if err := l.add(lc); err != nil {
 		lc.mu.Unlock()
-		c.log.Debug("event loop unavailable, relaying with goroutines", "err", err)
+		c.debug("event loop unavailable, relaying with goroutines", "err", err)
 		cs.discard()
 		us.discard()
 		return nil

@@ -55,12 +55,29 @@ type nativeTarget struct {
 	keepAlive time.Duration // TCP keep-alive period; < 0 for none (net.Dialer.KeepAlive)
 }
 
+// sockaddr returns a copy of the broker's address for one dial: Connect
+// writes into the Sockaddr it is given, so dials must not share one.
+func (t nativeTarget) sockaddr() unix.Sockaddr {
+	switch sa := t.sa.(type) {
+	case *unix.SockaddrInet4:
+		c := *sa
+		return &c
+	case *unix.SockaddrInet6:
+		c := *sa
+		return &c
+	case *unix.SockaddrUnix:
+		c := *sa
+		return &c
+	}
+	return t.sa
+}
+
 // newNativeTarget decides whether cfg and opts allow native connections.
 func newNativeTarget(cfg Config, opts Options) nativeTarget {
 	d, ok := opts.Dialer.(*net.Dialer)
 	if !ok || cfg.Upstream.TLS.Enabled || d.LocalAddr != nil || d.Control != nil || d.ControlContext != nil ||
 		d.Resolver != nil || d.Cancel != nil || !d.Deadline.IsZero() || d.KeepAliveConfig != (net.KeepAliveConfig{}) ||
-		d.Timeout > 0 && d.Timeout < cfg.Upstream.DialTimeout {
+		d.Timeout > 0 && d.Timeout < cfg.Upstream.DialTimeout || d.MultipathTCP() {
 		// The loop dials with the dial timeout and Go's keep-alive
 		// default (or d.KeepAlive) only; anything else needs the Dialer.
 		return nativeTarget{}
@@ -76,8 +93,8 @@ func newNativeTarget(cfg Config, opts Options) nativeTarget {
 		return nativeTarget{sa: &unix.SockaddrUnix{Name: addr}, family: unix.AF_UNIX, keepAlive: -1}
 	}
 	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
-		return nativeTarget{} // a host name: Go's dialer resolves it
+	if err != nil || ap.Addr().Zone() != "" {
+		return nativeTarget{} // a host name, or a zone: Go's dialer resolves it
 	}
 	if ip := ap.Addr().Unmap(); ip.Is4() {
 		return nativeTarget{sa: &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}, family: unix.AF_INET, keepAlive: keepAlive}
@@ -252,7 +269,7 @@ func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, sa unix.Sockaddr
 	}
 	s.metrics.active.Inc()
 	if err := l.add(lc); err != nil {
-		c.log.Warn("connection dropped", "err", err)
+		c.log().Warn("connection dropped", "err", err)
 		lc.closeHandshake()
 		return
 	}
@@ -261,14 +278,21 @@ func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, sa unix.Sockaddr
 }
 
 // setTCPOptions gives an accepted TCP socket what Go's listener gives its
-// connections: no Nagle delay, and keep-alive probes after 15 s idle.
-// (Set on the listening socket, Linux would copy most of them, but not to
-// connections already queued when they are set.)
+// connections: no Nagle delay, and Go's default keep-alive. (Set on the
+// listening socket, Linux would copy most of them, but not to connections
+// already queued when they are set.)
 func setTCPOptions(fd int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	setKeepAlive(fd, 15*time.Second)
+}
+
+// setKeepAlive turns on keep-alive probes after idle, as Go's net package
+// does for a KeepAlive of idle: then every 15 s, 9 times.
+func setKeepAlive(fd int, idle time.Duration) {
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int((idle+time.Second-1)/time.Second))
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 }
 
 // sockaddrAddr is the net.Addr of a peer's socket address.
@@ -356,11 +380,19 @@ func (lc *loopConn) readConnect() {
 // verifyOffLoop verifies a token the cache does not hold, then carries on
 // the handshake's next (non-blocking) steps under lc.mu.
 func (lc *loopConn) verifyOffLoop(method string, data []byte) {
-	id, err := lc.c.verify(lc.ctx, method, data)
+	c := lc.c
+	id, err := c.verify(lc.ctx, method, data)
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
+	if e := c.pending(); e != nil {
+		// Stopped meanwhile; the connection stayed counted (Shutdown
+		// waits for this goroutine, as for a blocking handshake's).
+		c.stoppedInHandshake(*e)
+		lc.closeHandshake()
+		return
+	}
 	if lc.detached {
-		return // stopped meanwhile
+		return
 	}
 	if err != nil {
 		lc.refuseHandshake(authRefusal(err))
@@ -395,6 +427,7 @@ func (lc *loopConn) authenticated(id *authz.Identity) {
 func (lc *loopConn) dial() {
 	c := lc.c
 	t := c.srv.native
+	sa := t.sockaddr()
 	fd, err := unix.Socket(t.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		lc.dialFailed(os.NewSyscallError("socket", err))
@@ -402,14 +435,11 @@ func (lc *loopConn) dial() {
 	}
 	if t.family != unix.AF_UNIX {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		if t.keepAlive > 0 { // as Go's dialer does
-			secs := int((t.keepAlive + time.Second - 1) / time.Second)
-			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-			_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs)
-			_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+		if t.keepAlive > 0 {
+			setKeepAlive(fd, t.keepAlive)
 		}
 	}
-	err = unix.Connect(fd, t.sa)
+	err = unix.Connect(fd, sa)
 	switch {
 	case err == nil, err == unix.EINPROGRESS:
 	case err == unix.EAGAIN && t.family == unix.AF_UNIX:
@@ -431,7 +461,7 @@ func (lc *loopConn) dial() {
 		return
 	}
 	network, _ := c.srv.cfg.Upstream.Endpoint()
-	us := &rawSock{fd: fd, remote: sockaddrAddr(t.sa, network)}
+	us := &rawSock{fd: fd, remote: sockaddrAddr(sa, network)}
 	us.local = us.remote
 	lc.upstream = us
 	lc.maxSize = c.useUpstream(us, lc.cp)
@@ -566,7 +596,7 @@ func (lc *loopConn) handshakeTimeout() {
 	switch lc.phase {
 	case phaseConnect:
 		c.srv.metrics.connects.WithLabelValues(resultNoConnect).Inc()
-		c.log.Debug("no connect", "err", os.ErrDeadlineExceeded)
+		c.debug("no connect", "err", os.ErrDeadlineExceeded)
 		lc.closeHandshake()
 	case phaseDial:
 		err := fmt.Errorf("dial upstream %s: %w", c.srv.cfg.Upstream.Address, context.DeadlineExceeded)
@@ -581,14 +611,15 @@ func (lc *loopConn) handshakeTimeout() {
 }
 
 // abortHandshake carries out a stop requested during the handshake (stop
-// has closed the client socket). Once the CONNECT is with the broker, the
-// CONNACK (or its timeout) finishes the job, as connectUpstream does: a
+// has closed the client socket). While a token is verified, the verifying
+// goroutine finishes the job when Verify returns. Once the CONNECT is with
+// the broker, the CONNACK (or its timeout) does, as connectUpstream does: a
 // session the broker accepts must be ended as the stop says.
 func (lc *loopConn) abortHandshake() {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	if lc.detached || lc.phase == phaseRelay || lc.phase == phaseConnack {
-		return
+	if lc.detached || lc.phase == phaseRelay || lc.phase == phaseVerify || lc.phase == phaseConnack {
+		return // the CONNACK, its timeout or the verification carries it out
 	}
 	if e := lc.c.pending(); e != nil {
 		lc.c.stoppedInHandshake(*e)

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -212,6 +214,7 @@ func TestNativeConnectRelayAndDisconnect(t *testing.T) {
 					{unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", 1},
 					{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, "TCP_KEEPIDLE", 15},
 					{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, "TCP_KEEPINTVL", 15},
+					{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, "TCP_KEEPCNT", 9},
 				} {
 					if v, err := unix.GetsockoptInt(fd, o.level, o.opt); err != nil || v != o.want {
 						t.Errorf("%s = %d (%v) on the %s socket, want %d as Go's listener and dialer set", o.name, v, err, side, o.want)
@@ -529,5 +532,158 @@ func TestNativeRefusalToAClientThatDoesNotReadHoldsUpNobody(t *testing.T) {
 	}
 	if ack := p.Content.(*packets.Connack); ack.ReasonCode != packets.ConnackNotAuthorized || !strings.Contains(ack.Properties.ReasonString, "will topic") {
 		t.Errorf("attacker got CONNACK 0x%02x %.40q, want 0x87 naming the Will topic", ack.ReasonCode, ack.Properties.ReasonString)
+	}
+}
+
+// slowAuth verifies any OAUTH2-JWT token as its own text, after delay,
+// with no cache: every CONNECT is verified on a goroutine.
+type slowAuth struct {
+	delay    time.Duration
+	entered  chan struct{} // receives once per Verify call, if not nil
+	returned chan struct{} // likewise, when Verify returns
+}
+
+func (slowAuth) SupportsMethod(m string) bool { return m == "OAUTH2-JWT" }
+
+func (a slowAuth) Verify(_ context.Context, _ string, data []byte) (*authz.Identity, error) {
+	if a.entered != nil {
+		a.entered <- struct{}{}
+	}
+	time.Sleep(a.delay)
+	if a.returned != nil {
+		defer func() { a.returned <- struct{}{} }()
+	}
+	return &authz.Identity{AuthenticationName: string(data), ExpiresAt: time.Now().Add(time.Hour)}, nil
+}
+
+// tokenConnect is a CONNECT authenticating with token.
+func tokenConnect(token string) *packets.ControlPacket {
+	cp := packets.NewControlPacket(packets.CONNECT)
+	cc := cp.Content.(*packets.Connect)
+	cc.ProtocolName, cc.ProtocolVersion, cc.CleanStart = "MQTT", 5, true
+	cc.Properties = &packets.Properties{AuthMethod: "OAUTH2-JWT", AuthData: []byte(token)}
+	return cp
+}
+
+// serveWithAuthenticator serves a proxy with auth on a new TCP listener,
+// towards a scripted broker; the caller shuts it down and waits on served.
+func serveWithAuthenticator(t *testing.T, auth Authenticator) (*Server, net.Listener, chan error) {
+	t.Helper()
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	cfg := DefaultConfig()
+	cfg.Upstream.Address = b.upstreamAddress()
+	srv, err := New(cfg, Options{Authenticator: auth, Dialer: &net.Dialer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), ln) }()
+	return srv, ln, served
+}
+
+// Verifications that finish together dial together, each from its own
+// goroutine: they must not share the broker's socket address, which
+// Connect writes into (from a review; the race detector caught it).
+func TestNativeConcurrentDials(t *testing.T) {
+	srv, ln, served := serveWithAuthenticator(t, slowAuth{delay: 20 * time.Millisecond})
+	defer func() {
+		_ = srv.Shutdown(context.Background())
+		<-served
+	}()
+	const clients = 8
+	errs := make(chan error, clients)
+	for i := range clients {
+		go func() {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if _, err := tokenConnect(fmt.Sprintf("user%d", i)).WriteTo(c); err != nil {
+				errs <- err
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			p, err := packets.ReadPacket(c)
+			if err == nil && p.Content.(*packets.Connack).ReasonCode != packets.ConnackSuccess {
+				err = fmt.Errorf("CONNACK 0x%02x", p.Content.(*packets.Connack).ReasonCode)
+			}
+			errs <- err
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// Shutdown waits for a token verification in progress, as it waits for a
+// blocking handshake's (from a review: it returned, the verifying goroutine
+// still running).
+func TestNativeShutdownWaitsForVerification(t *testing.T) {
+	auth := slowAuth{delay: 300 * time.Millisecond, entered: make(chan struct{}, 1), returned: make(chan struct{}, 1)}
+	srv, ln, served := serveWithAuthenticator(t, auth)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := tokenConnect("alice").WriteTo(c); err != nil {
+		t.Fatal(err)
+	}
+	<-auth.entered
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-served
+	select {
+	case <-auth.returned:
+	default:
+		t.Error("Shutdown returned while a connection's token verification was still running")
+		<-auth.returned
+	}
+	if got := testutil.ToFloat64(srv.metrics.connects.WithLabelValues(resultStopped)); got != 1 {
+		t.Errorf("connects stopped before CONNACK = %v, want 1", got)
+	}
+}
+
+func TestNewNativeTarget(t *testing.T) {
+	mptcp := &net.Dialer{}
+	mptcp.SetMultipathTCP(true)
+	for _, tc := range []struct {
+		name    string
+		address string
+		dialer  Dialer
+		tls     bool
+		native  bool
+	}{
+		{"IPv4 literal", "127.0.0.1:1883", &net.Dialer{}, false, true},
+		{"IPv6 literal", "[::1]:1883", &net.Dialer{}, false, true},
+		{"Unix socket", "unix:/run/mosquitto.sock", &net.Dialer{}, false, true},
+		{"abstract Unix socket", "unix:@mosquitto", &net.Dialer{}, false, true},
+		{"dial timeout as configured", "127.0.0.1:1883", &net.Dialer{Timeout: 5 * time.Second}, false, true},
+		{"host name", "localhost:1883", &net.Dialer{}, false, false},
+		{"IPv6 zone", "[fe80::1%lo]:1883", &net.Dialer{}, false, false},
+		{"TLS", "127.0.0.1:1883", &net.Dialer{}, true, false},
+		{"another Dialer", "127.0.0.1:1883", &tls.Dialer{}, false, false},
+		{"shorter Dialer timeout", "127.0.0.1:1883", &net.Dialer{Timeout: time.Second}, false, false},
+		{"Multipath TCP", "127.0.0.1:1883", mptcp, false, false},
+		{"Control hook", "127.0.0.1:1883", &net.Dialer{Control: func(string, string, syscall.RawConn) error { return nil }}, false, false},
+		{"keep-alive config", "127.0.0.1:1883", &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true}}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Upstream.Address = tc.address
+			cfg.Upstream.TLS.Enabled = tc.tls
+			if got := newNativeTarget(cfg, Options{Dialer: tc.dialer}).sa != nil; got != tc.native {
+				t.Errorf("native = %v, want %v", got, tc.native)
+			}
+		})
 	}
 }

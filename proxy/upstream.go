@@ -200,7 +200,7 @@ func (c *conn) pending() *ending {
 // stoppedInHandshake records a connection stopped before its CONNACK.
 func (c *conn) stoppedInHandshake(e ending) {
 	c.srv.metrics.connects.WithLabelValues(resultStopped).Inc()
-	c.log.Debug("connection stopped before CONNACK", "cause", e.cause)
+	c.debug("connection stopped before CONNACK", "cause", e.cause)
 }
 
 // writeUpstreamConnect sends the client's CONNECT upstream without
