@@ -197,11 +197,18 @@ func (la *loopAcceptor) handle(int, uint32) {
 		return
 	}
 	for range acceptBatch {
-		fd, sa, err := unix.Accept4(a.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		// Without the peer's address: x/sys/unix.Accept4 would also ask
+		// the listening socket for its protocol on every call; the
+		// address is looked up if a log line ever needs it.
+		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.fd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		var err error
+		if errno != 0 {
+			err = errno
+		}
 		switch {
 		case err == nil:
 			la.backoff = 0
-			a.srv.serveNative(a, la.l, fd, sa)
+			a.srv.serveNative(a, la.l, int(r))
 		case err == unix.EAGAIN:
 			return
 		case err == unix.EINTR || err == unix.ECONNABORTED:
@@ -249,11 +256,11 @@ func (la *loopAcceptor) pause(err error) {
 }
 
 // serveNative starts the handshake of an accepted socket on loop l.
-func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, sa unix.Sockaddr) {
+func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int) {
 	if a.network == "tcp" {
 		setTCPOptions(fd)
 	}
-	rs := &rawSock{fd: fd, local: a.local, remote: sockaddrAddr(sa, a.network)}
+	rs := &rawSock{fd: fd, local: a.local, peerNetwork: a.network}
 	c := newConn(s, rs)
 	lc := &loopConn{c: c, l: l, client: rs, phase: phaseConnect, ctx: a.ctx}
 	c.native, c.loop = true, lc

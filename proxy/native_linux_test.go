@@ -223,6 +223,10 @@ func TestNativeConnectRelayAndDisconnect(t *testing.T) {
 			}
 			if tc.listener == "tcp" {
 				checkOptions("client", c.nc.(*rawSock).fd)
+				// Looked up when first asked (for a log line).
+				if got, want := c.nc.RemoteAddr().String(), client.LocalAddr().String(); got != want {
+					t.Errorf("remote address %q, want the client's %q", got, want)
+				}
 			}
 			if tc.broker == "tcp" {
 				c.mu.Lock()
@@ -473,7 +477,7 @@ func nativeSocketPair(t *testing.T, srv *Server, l *eventLoop, sndbuf int) *net.
 		}
 	}
 	a := &acceptor{srv: srv, ctx: context.Background(), network: "unix", local: &net.UnixAddr{Net: "unix"}}
-	srv.serveNative(a, l, fd, &unix.SockaddrUnix{})
+	srv.serveNative(a, l, fd)
 	return client
 }
 

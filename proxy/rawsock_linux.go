@@ -31,6 +31,7 @@ type rawSock struct {
 	closed        bool
 	closing       atomic.Bool // Close has begun: it shuts the socket down before taking mu
 	local, remote net.Addr
+	peerNetwork   string // remote is looked up on first use (an accepted socket), for this network
 
 	// owned: the loop owns the socket (non-blocking use); epfd and ev
 	// are its epoll registration, outArmed whether EPOLLOUT is in it,
@@ -249,7 +250,18 @@ func (s *rawSock) discard() {
 }
 
 func (s *rawSock) LocalAddr() net.Addr  { return s.local }
-func (s *rawSock) RemoteAddr() net.Addr { return s.remote }
+func (s *rawSock) RemoteAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.remote == nil {
+		var sa unix.Sockaddr
+		if !s.closed {
+			sa, _ = unix.Getpeername(s.fd)
+		}
+		s.remote = sockaddrAddr(sa, s.peerNetwork)
+	}
+	return s.remote
+}
 
 // SetDeadline sets the write deadline; reads never wait.
 func (s *rawSock) SetDeadline(t time.Time) error { return s.SetWriteDeadline(t) }
