@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -330,5 +331,20 @@ func TestErrorMessage(t *testing.T) {
 	err := error(&Error{Code: 0x95, Reason: "packet of 9 bytes exceeds the maximum packet size 8"})
 	if got, want := err.Error(), "packet too large (0x95): packet of 9 bytes exceeds the maximum packet size 8"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// Checking the properties of a valid packet allocates nothing: it runs for
+// every packet the proxy encodes (issue 5). An invalid one still reports
+// every field over its limit.
+func TestCheckPropertiesLen(t *testing.T) {
+	ok := &packets.Properties{ReasonString: "fine", AuthMethod: "OAUTH2-JWT", User: []packets.User{{Key: "k", Value: "v"}}}
+	if n := testing.AllocsPerRun(100, func() { _ = checkPropertiesLen(ok) }); n != 0 {
+		t.Errorf("%v allocations checking valid properties, want 0", n)
+	}
+	long := strings.Repeat("x", 70000)
+	err := checkPropertiesLen(&packets.Properties{ReasonString: long, User: []packets.User{{Key: "k", Value: long}}})
+	if err == nil || !strings.Contains(err.Error(), "reason string") || !strings.Contains(err.Error(), "user property value") {
+		t.Errorf("err = %v, want both fields over the limit named", err)
 	}
 }

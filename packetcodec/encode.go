@@ -185,19 +185,26 @@ func checkPropertiesLen(p *packets.Properties) error {
 	if p == nil {
 		return nil
 	}
-	errs := []error{
-		checkLen("content type", len(p.ContentType)),
-		checkLen("response topic", len(p.ResponseTopic)),
-		checkLen("correlation data", len(p.CorrelationData)),
-		checkLen("assigned client identifier", len(p.AssignedClientID)),
-		checkLen("authentication method", len(p.AuthMethod)),
-		checkLen("authentication data", len(p.AuthData)),
-		checkLen("response information", len(p.ResponseInfo)),
-		checkLen("server reference", len(p.ServerReference)),
-		checkLen("reason string", len(p.ReasonString)),
+	// Errors are collected only when there are some: this runs for every
+	// packet the proxy encodes (CONNACK, SUBACK, the upstream CONNECT).
+	var errs []error
+	check := func(what string, n int) {
+		if err := checkLen(what, n); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	check("content type", len(p.ContentType))
+	check("response topic", len(p.ResponseTopic))
+	check("correlation data", len(p.CorrelationData))
+	check("assigned client identifier", len(p.AssignedClientID))
+	check("authentication method", len(p.AuthMethod))
+	check("authentication data", len(p.AuthData))
+	check("response information", len(p.ResponseInfo))
+	check("server reference", len(p.ServerReference))
+	check("reason string", len(p.ReasonString))
 	for _, u := range p.User {
-		errs = append(errs, checkLen("user property name", len(u.Key)), checkLen("user property value", len(u.Value)))
+		check("user property name", len(u.Key))
+		check("user property value", len(u.Value))
 	}
 	if s := p.SubscriptionIdentifier; s != nil && (*s < 1 || *s > maxRemainingLength) {
 		errs = append(errs, fmt.Errorf("subscription identifier %d out of range", *s))
