@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -197,10 +198,14 @@ func (la *loopAcceptor) handle(int, uint32) {
 		return
 	}
 	for range acceptBatch {
-		// Without the peer's address: x/sys/unix.Accept4 would also ask
-		// the listening socket for its protocol on every call; the
-		// address is looked up if a log line ever needs it.
-		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.fd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		// Raw: x/sys/unix.Accept4 would also ask the listening socket for
+		// its protocol on every call. The peer's address is kept as the
+		// kernel wrote it, and decoded if a log line ever needs it (by
+		// then the socket may be gone: it cannot be asked later).
+		var rsa unix.RawSockaddrAny
+		rlen := uint32(unix.SizeofSockaddrAny)
+		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&rlen)),
+			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		var err error
 		if errno != 0 {
 			err = errno
@@ -208,7 +213,7 @@ func (la *loopAcceptor) handle(int, uint32) {
 		switch {
 		case err == nil:
 			la.backoff = 0
-			a.srv.serveNative(a, la.l, int(r))
+			a.srv.serveNative(a, la.l, int(r), peerAddr(&rsa, rlen))
 		case err == unix.EAGAIN:
 			return
 		case err == unix.EINTR || err == unix.ECONNABORTED:
@@ -256,11 +261,14 @@ func (la *loopAcceptor) pause(err error) {
 }
 
 // serveNative starts the handshake of an accepted socket on loop l.
-func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int) {
+func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, peer netip.AddrPort) {
 	if a.network == "tcp" {
 		setTCPOptions(fd)
 	}
-	rs := &rawSock{fd: fd, local: a.local, peerNetwork: a.network}
+	rs := &rawSock{fd: fd, local: a.local, peer: peer}
+	if a.network == "unix" {
+		rs.remote = unnamedUnixPeer
+	}
 	c := newConn(s, rs)
 	lc := &loopConn{c: c, l: l, client: rs, phase: phaseConnect, ctx: a.ctx}
 	c.native, c.loop = true, lc
@@ -301,6 +309,28 @@ func setKeepAlive(fd int, idle time.Duration) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 15)
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 }
+
+// peerAddr decodes the IPv4 or IPv6 address accept4 wrote into rsa
+// (n bytes), without allocating; anything else is the zero AddrPort.
+func peerAddr(rsa *unix.RawSockaddrAny, n uint32) netip.AddrPort {
+	port := func(p *uint16) uint16 { // network byte order
+		b := (*[2]byte)(unsafe.Pointer(p))
+		return uint16(b[0])<<8 | uint16(b[1])
+	}
+	switch {
+	case rsa.Addr.Family == unix.AF_INET && n >= unix.SizeofSockaddrInet4:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port(&sa.Port))
+	case rsa.Addr.Family == unix.AF_INET6 && n >= unix.SizeofSockaddrInet6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port(&sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// unnamedUnixPeer is the address of a Unix client socket, which is
+// (nearly always) unnamed; Go's listener shows it as "@" too.
+var unnamedUnixPeer net.Addr = &net.UnixAddr{Name: "@", Net: "unix"}
 
 // sockaddrAddr is the net.Addr of a peer's socket address.
 func sockaddrAddr(sa unix.Sockaddr, network string) net.Addr {

@@ -1,15 +1,20 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -477,7 +482,7 @@ func nativeSocketPair(t *testing.T, srv *Server, l *eventLoop, sndbuf int) *net.
 		}
 	}
 	a := &acceptor{srv: srv, ctx: context.Background(), network: "unix", local: &net.UnixAddr{Net: "unix"}}
-	srv.serveNative(a, l, fd)
+	srv.serveNative(a, l, fd, netip.AddrPort{})
 	return client
 }
 
@@ -690,4 +695,69 @@ func TestNewNativeTarget(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer is a log sink for tests.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A log line written after the client has gone still names it: the
+// address is taken at accept (a review found ":0" once the socket was
+// reset or closed, when it was looked up on first use).
+func TestNativeLogsNameTheClientAfterItLeft(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	cfg := DefaultConfig()
+	cfg.Upstream.Address = b.upstreamAddress()
+	logs := &syncBuffer{}
+	srv, err := New(cfg, Options{AllowAnonymous: true, Dialer: &net.Dialer{},
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), ln) }()
+	defer func() {
+		_ = srv.Shutdown(context.Background())
+		<-served
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := c.LocalAddr().String()
+	waitForCount(t, srv, 1)
+	_ = c.(*net.TCPConn).SetLinger(0)
+	c.Close() // a reset, before any CONNECT
+	waitForCount(t, srv, 0)
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["msg"] == "no connect" {
+			if rec["remote"] != client {
+				t.Errorf("the no-connect line names remote %q, want the client's %q", rec["remote"], client)
+			}
+			return
+		}
+	}
+	t.Errorf("no \"no connect\" line in the logs:\n%s", logs.String())
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,7 @@ type rawSock struct {
 	closed        bool
 	closing       atomic.Bool // Close has begun: it shuts the socket down before taking mu
 	local, remote net.Addr
-	peerNetwork   string // remote is looked up on first use (an accepted socket), for this network
+	peer          netip.AddrPort // an accepted TCP socket's peer, made remote on first use
 
 	// owned: the loop owns the socket (non-blocking use); epfd and ev
 	// are its epoll registration, outArmed whether EPOLLOUT is in it,
@@ -249,16 +250,12 @@ func (s *rawSock) discard() {
 	}
 }
 
-func (s *rawSock) LocalAddr() net.Addr  { return s.local }
+func (s *rawSock) LocalAddr() net.Addr { return s.local }
 func (s *rawSock) RemoteAddr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.remote == nil {
-		var sa unix.Sockaddr
-		if !s.closed {
-			sa, _ = unix.Getpeername(s.fd)
-		}
-		s.remote = sockaddrAddr(sa, s.peerNetwork)
+		s.remote = net.TCPAddrFromAddrPort(s.peer)
 	}
 	return s.remote
 }
