@@ -30,7 +30,9 @@ import (
 // re-authentication runs on its own goroutine as before, and ending a
 // connection (the final DISCONNECT, written with a deadline) is done by
 // finish, on the goroutine stop starts, after the connection has left the
-// loop (detach). A socket the kernel will not take more from holds its
+// loop (detach). A connection that lives on the loop from accept
+// (native_linux.go) ends on the loop when its sockets take the final bytes
+// at once (endOnLoop). A socket the kernel will not take more from holds its
 // bytes in its Writer, which then reports Blocked; the loop stops reading
 // the socket whose packets go there until EPOLLOUT says the bytes went
 // out (open), so memory stays bounded by about one read per direction.

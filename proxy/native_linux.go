@@ -27,8 +27,10 @@ import (
 // spent on a CONNECT whose token the proxy has seen before. Only what may
 // wait leaves the loop: verifying a token not in the cache runs on a
 // goroutine, which then carries on the handshake's non-blocking steps
-// under the connection's lock (as the loop would), and ending a relaying
-// connection is finish's, as before.
+// under the connection's lock (as the loop would); a final answer (a
+// refusal's CONNACK, the last DISCONNECTs) that the socket does not take
+// at once is written on a goroutine with finish's deadlines (endOnLoop,
+// refuseHandshake).
 //
 // The steps and answers are the blocking handshake's (connect.go,
 // upstream.go), shared function by function; only the waiting differs.
@@ -199,9 +201,9 @@ func (la *loopAcceptor) handle(int, uint32) {
 	}
 	for range acceptBatch {
 		// Raw: x/sys/unix.Accept4 would also ask the listening socket for
-		// its protocol on every call. The peer's address is kept as the
-		// kernel wrote it, and decoded if a log line ever needs it (by
-		// then the socket may be gone: it cannot be asked later).
+		// its protocol on every call. The peer's address is decoded now,
+		// without allocating (the socket may be gone when a log line
+		// wants it); its net.Addr is made only if one does.
 		var rsa unix.RawSockaddrAny
 		rlen := uint32(unix.SizeofSockaddrAny)
 		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&rlen)),
