@@ -46,10 +46,11 @@ type settings struct {
 	freshTokens int
 	proxyBin    string // "" = build ./cmd/mqtt-authproxy
 	publishers  int
-	window      int // QoS 1 Publish calls in flight per publisher
-	rate        int // latency messages per second
-	connectors  int // concurrent connectors / re-authenticating connections
-	rounds      int // each cell is split into this many interleaved rounds
+	window      int             // QoS 1 Publish calls in flight per publisher
+	rate        int             // latency messages per second
+	connectors  int             // concurrent connectors / re-authenticating connections
+	rounds      int             // each cell is split into this many interleaved rounds
+	cells       map[string]bool // the cells to measure (-cells)
 
 	quiet      time.Duration // a drain ends after this long without a delivery
 	drainLimit time.Duration // a drain ends after this long in any case
@@ -62,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet("mqtt-authproxy-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var s settings
-	var targets string
+	var targets, cells string
 	fs.BoolVar(&s.smoke, "smoke", false, "tiny durations and counts: the whole run takes a few seconds (CI)")
 	fs.DurationVar(&s.duration, "duration", 5*time.Second, "length of each throughput, latency, connect and re-auth cell (smoke: 100ms)")
 	fs.IntVar(&s.conns, "conns", 10000, "idle connections for the memory cell (smoke: 200)")
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.connectors, "connectors", 16, "concurrent connectors (connect cell) and connections (re-auth cell)")
 	fs.IntVar(&s.freshTokens, "fresh-tokens", 3000, "never-seen tokens for each of the new-token connect and re-auth cells, minted before the run (smoke: 50)")
 	fs.IntVar(&s.rounds, "rounds", 3, "split each throughput, latency and connect cell into this many rounds, interleaving the targets (smoke: 1)")
+	fs.StringVar(&cells, "cells", strings.Join(knownCells, ","), "comma-separated subset of the cells to measure, for a quicker A/B: "+strings.Join(knownCells, ",")+" ("+cellConnectNew+" also measures "+cellConnect+", the reference of its ratio)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -117,6 +119,23 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 			s.targets = append(s.targets, t)
 		}
 	}
+	s.cells = map[string]bool{}
+	for _, c := range strings.Split(cells, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		if !slices.Contains(knownCells, c) {
+			return s, fmt.Errorf("-cells: unknown cell %q (want %s)", c, strings.Join(knownCells, ","))
+		}
+		s.cells[c] = true
+	}
+	if len(s.cells) == 0 {
+		return s, errors.New("-cells names no cell")
+	}
+	if profiled := map[string]string{profileQoS1: cellThroughput, profileConnect: cellConnect}[s.profileOf]; s.cpuProfile != "" && profiled != "" &&
+		!s.cells[profiled] && !(profiled == cellConnect && s.cells[cellConnectNew]) {
+		return s, fmt.Errorf("-cpuprofile records the %s cell, which -cells leaves out", profiled)
+	}
 	switch {
 	case !slices.Contains(profileTargets(), s.profTarget):
 		return s, fmt.Errorf("-profile-target: want one of %s", strings.Join(profileTargets(), ", "))
@@ -141,6 +160,18 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	}
 	return s, nil
 }
+
+// The cells of a run, in the order they are measured; -cells picks some.
+const (
+	cellMemory     = "memory"
+	cellThroughput = "throughput"
+	cellLatency    = "latency"
+	cellConnect    = "connect"
+	cellConnectNew = "connect-new"
+	cellReauth     = "reauth"
+)
+
+var knownCells = []string{cellMemory, cellThroughput, cellLatency, cellConnect, cellConnectNew, cellReauth}
 
 // profileTargets are the hops -profile-target may name.
 func profileTargets() []string {

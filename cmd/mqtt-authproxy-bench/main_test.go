@@ -111,7 +111,14 @@ func TestParseFlags(t *testing.T) {
 	if s, _ := parseFlags([]string{"-smoke", "-conns", "50"}, io.Discard); s.conns != 50 {
 		t.Errorf("explicit -conns lost under -smoke: %d", s.conns)
 	}
-	for _, bad := range [][]string{{"-targets", "nginx"}, {"-duration", "0s"}, {"-rounds", "0"}, {"extra"}} {
+	if len(s.cells) != len(knownCells) {
+		t.Errorf("cells = %v, want all by default", s.cells)
+	}
+	if s, err := parseFlags([]string{"-cells", "connect, reauth"}, io.Discard); err != nil || len(s.cells) != 2 || !s.cells[cellConnect] || !s.cells[cellReauth] {
+		t.Errorf("-cells connect,reauth: %v %v", s.cells, err)
+	}
+	for _, bad := range [][]string{{"-targets", "nginx"}, {"-duration", "0s"}, {"-rounds", "0"}, {"extra"},
+		{"-cells", "bogus"}, {"-cells", ","}, {"-cells", "latency", "-cpuprofile", "p", "-profile-cell", "connect"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -45,11 +45,13 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 		return nil, err
 	}
 	defer id.Close()
-	mintStart := time.Now()
-	if err := id.mintFresh(s.freshTokens, time.Hour); err != nil {
-		return nil, err
+	if s.cells[cellConnectNew] || s.cells[cellReauth] { // the cells that use them
+		mintStart := time.Now()
+		if err := id.mintFresh(s.freshTokens, time.Hour); err != nil {
+			return nil, err
+		}
+		log.Info("minted fresh tokens", "n", 2*s.freshTokens, "took", time.Since(mintStart).Round(time.Millisecond))
 	}
-	log.Info("minted fresh tokens", "n", 2*s.freshTokens, "took", time.Since(mintStart).Round(time.Millisecond))
 
 	b := &bench{s: s, id: id, log: log, rep: newReport(nil), nofile: nofile}
 	b.rep.machine = machineInfo()
@@ -65,46 +67,68 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 		policySpaces, policyTemplates, fmtCount(policyAssignments))
 
 	// Rows in display order; measured in the order below, memory first
-	// while every process is fresh.
+	// while every process is fresh. -cells leaves some out.
+	want := s.cells
 	cells := []throughputCell{{0, 64}, {0, 4096}, {1, 64}, {1, 4096}}
 	var rateRows, cpuRows []*row
-	for _, c := range cells {
-		rateRows = append(rateRows, b.rep.add("Throughput "+c.String()+" (msg/s delivered)", fmtCount))
-	}
-	for _, c := range cells {
-		cpuRows = append(cpuRows, b.rep.add("Hop CPU per message, "+c.String()+" (µs)", fmtMicros))
+	if want[cellThroughput] {
+		for _, c := range cells {
+			rateRows = append(rateRows, b.rep.add("Throughput "+c.String()+" (msg/s delivered)", fmtCount))
+		}
+		for _, c := range cells {
+			cpuRows = append(cpuRows, b.rep.add("Hop CPU per message, "+c.String()+" (µs)", fmtMicros))
+		}
 	}
 	latRows := map[byte][3]*row{}
-	for _, qos := range []byte{0, 1} {
-		var rs [3]*row
-		for i, p := range []string{"p50", "p90", "p99"} {
-			rs[i] = b.rep.add(fmt.Sprintf("Latency QoS %d, 64 B @ %s msg/s, %s (µs)", qos, fmtCount(float64(s.rate)), p), fmtMicros)
-			rs[i].delta = true
+	if want[cellLatency] {
+		for _, qos := range []byte{0, 1} {
+			var rs [3]*row
+			for i, p := range []string{"p50", "p90", "p99"} {
+				rs[i] = b.rep.add(fmt.Sprintf("Latency QoS %d, 64 B @ %s msg/s, %s (µs)", qos, fmtCount(float64(s.rate)), p), fmtMicros)
+				rs[i].delta = true
+			}
+			latRows[qos] = rs
 		}
-		latRows[qos] = rs
 	}
-	connRow := b.rep.add(fmt.Sprintf("CONNECT → CONNACK, %d connectors (/s)", s.connectors), fmtCount)
-	connRow.note("proxies: JWT (RS256) + upstream CONNECT, each connector reusing its token (reconnects); others: anonymous")
-	connCPURow := b.rep.add("Hop CPU per CONNECT (µs)", fmtMicros)
-	freshRow := b.rep.add(fmt.Sprintf("CONNECT → CONNACK, a new token each time, %d connectors (/s)", s.connectors), fmtCount)
-	freshRow.note("proxies only, every token verified in full (%s tokens each); direct: the anonymous figure above", fmtCount(float64(s.freshTokens)))
-	freshCPURow := b.rep.add("Hop CPU per CONNECT, a new token each time (µs)", fmtMicros)
-	reauthRow := b.rep.add(fmt.Sprintf("Re-authentication AUTH 0x19 → 0x00, a new token each time, %d connections (/s)", s.connectors), fmtCount)
-	reauthRow.note("OAUTH2-JWT: proxies only (%s tokens each)", fmtCount(float64(s.freshTokens)))
-	memRow := b.rep.add(fmt.Sprintf("RSS per idle connection, %s connections (KiB)", fmtCount(float64(s.conns))), fmtKiB)
-	memRow.note("direct: Mosquitto's own growth; others: the hop process alone")
-	memTotalRow := b.rep.add("RSS with the idle connections open (MiB)", fmtKiB)
-
-	b.measureMemory(ctx, memRow, memTotalRow)
-	for i, c := range cells {
-		b.measureThroughput(ctx, i, c, rateRows[i], cpuRows[i])
+	var connRow, connCPURow, freshRow, freshCPURow, reauthRow, memRow, memTotalRow *row
+	if want[cellConnect] || want[cellConnectNew] {
+		// The new-token cell's ratio is to the anonymous direct rate.
+		connRow = b.rep.add(fmt.Sprintf("CONNECT → CONNACK, %d connectors (/s)", s.connectors), fmtCount)
+		connRow.note("proxies: JWT (RS256) + upstream CONNECT, each connector reusing its token (reconnects); others: anonymous")
+		connCPURow = b.rep.add("Hop CPU per CONNECT (µs)", fmtMicros)
+	}
+	if want[cellConnectNew] {
+		freshRow = b.rep.add(fmt.Sprintf("CONNECT → CONNACK, a new token each time, %d connectors (/s)", s.connectors), fmtCount)
+		freshRow.note("proxies only, every token verified in full (%s tokens each); direct: the anonymous figure above", fmtCount(float64(s.freshTokens)))
+		freshCPURow = b.rep.add("Hop CPU per CONNECT, a new token each time (µs)", fmtMicros)
+	}
+	if want[cellReauth] {
+		reauthRow = b.rep.add(fmt.Sprintf("Re-authentication AUTH 0x19 → 0x00, a new token each time, %d connections (/s)", s.connectors), fmtCount)
+		reauthRow.note("OAUTH2-JWT: proxies only (%s tokens each)", fmtCount(float64(s.freshTokens)))
+	}
+	if want[cellMemory] {
+		memRow = b.rep.add(fmt.Sprintf("RSS per idle connection, %s connections (KiB)", fmtCount(float64(s.conns))), fmtKiB)
+		memRow.note("direct: Mosquitto's own growth; others: the hop process alone")
+		memTotalRow = b.rep.add("RSS with the idle connections open (MiB)", fmtKiB)
+		b.measureMemory(ctx, memRow, memTotalRow)
+	}
+	for i := range rateRows {
+		b.measureThroughput(ctx, i, cells[i], rateRows[i], cpuRows[i])
 	}
 	for i, qos := range []byte{0, 1} {
-		b.measureLatency(ctx, i, qos, latRows[qos])
+		if rs, ok := latRows[qos]; ok {
+			b.measureLatency(ctx, i, qos, rs)
+		}
 	}
-	b.measureConnect(ctx, connRow, connCPURow)
-	b.measureConnectFresh(ctx, connRow, freshRow, freshCPURow)
-	b.measureReauth(ctx, reauthRow)
+	if connRow != nil {
+		b.measureConnect(ctx, connRow, connCPURow)
+	}
+	if freshRow != nil {
+		b.measureConnectFresh(ctx, connRow, freshRow, freshCPURow)
+	}
+	if reauthRow != nil {
+		b.measureReauth(ctx, reauthRow)
+	}
 
 	for _, name := range failed {
 		for _, r := range b.rep.rows {
