@@ -111,9 +111,9 @@ type conn struct {
 	loop *loopConn
 	// native: the connection lives on its loop from accept (set before
 	// it is admitted, then read-only); no goroutine serves it, so it is
-	// counted out by closeNative, and unhook undoes its Serve context hook.
+	// counted out by closeNative, and Serve stops it when its context ends
+	// (stopNative).
 	native      bool
-	unhook      func() bool
 	releaseOnce sync.Once
 
 	bg sync.WaitGroup // re-authentication checks and stop requests in flight
@@ -285,9 +285,6 @@ func (c *conn) closeNative() {
 			up.Close()
 		}
 		c.releaseReaders()
-		if c.unhook != nil {
-			c.unhook()
-		}
 		c.srv.metrics.active.Dec()
 		c.srv.forget(c)
 	})

@@ -102,6 +102,7 @@ type loopConn struct {
 	ctx        context.Context // Serve's
 	hsTimer    *time.Timer     // connect timeout, then dial timeout
 	hsDeadline time.Time       // when hsTimer is due
+	kaLimit    time.Duration   // the keep-alive limit hsTimer enforces once relaying
 	cp         *packetcodec.Connect
 	id         *authz.Identity
 	maxSize    uint32
@@ -193,7 +194,13 @@ func (c *conn) takeOverSockets() *loopConn {
 func (lc *loopConn) startLocked() {
 	if ka := lc.c.keepAlive; ka > 0 {
 		limit := ka * 3 / 2
-		lc.keepAlive = time.AfterFunc(math.MaxInt64, func() { lc.checkKeepAlive(limit) })
+		if lc.hsTimer != nil {
+			// A native connection's handshake timer serves on (onTimer):
+			// one timer per connection, not two.
+			lc.kaLimit, lc.keepAlive = limit, lc.hsTimer
+		} else {
+			lc.keepAlive = time.AfterFunc(math.MaxInt64, func() { lc.checkKeepAlive(limit) })
+		}
 		lc.keepAlive.Reset(limit)
 	}
 	lc.clientReady, lc.upstreamReady = true, true

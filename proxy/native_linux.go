@@ -169,11 +169,32 @@ func (s *Server) serveOnLoops(ctx context.Context, ln net.Listener) (bool, error
 	defer ln.Close()
 	select {
 	case <-ctx.Done():
+		a.close()
+		s.stopNative(ctx)
+		return true, nil
 	case <-s.shutdown:
 	case err = <-a.failed:
 	}
 	a.close()
 	return true, err
+}
+
+// stopNative ends, as a shutdown does, the connections the loops accepted
+// for a Serve with ctx, now done. No goroutine of theirs waits on ctx (a
+// context.AfterFunc per connection cost a CONNECT an allocation and a
+// lock shared by all): Serve does it once, after accepting stopped.
+func (s *Server) stopNative(ctx context.Context) {
+	s.mu.Lock()
+	var accepted []*conn
+	for c := range s.conns {
+		if c.native && c.loop.ctx == ctx {
+			accepted = append(accepted, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range accepted {
+		c.stop(endShutdown())
+	}
 }
 
 // close stops accepting: no loop accepts on the socket after it returns.
@@ -291,7 +312,6 @@ func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, peer netip.AddrP
 		return
 	}
 	lc.armHandshake(s.cfg.Limits.ConnectTimeout)
-	c.unhook = context.AfterFunc(a.ctx, func() { c.stop(endShutdown()) })
 }
 
 // setTCPOptions gives an accepted TCP socket what Go's listener gives its
@@ -614,18 +634,32 @@ func (lc *loopConn) readConnack() {
 func (lc *loopConn) armHandshake(d time.Duration) {
 	lc.hsDeadline = time.Now().Add(d)
 	if lc.hsTimer == nil {
-		lc.hsTimer = time.AfterFunc(d, lc.handshakeTimeout)
+		lc.hsTimer = time.AfterFunc(d, lc.onTimer)
 		return
 	}
 	lc.hsTimer.Reset(d)
 }
 
+// onTimer serves a native connection's one timer: the handshake's
+// timeouts, then, once relaying, the keep alive (startLocked).
+func (lc *loopConn) onTimer() {
+	lc.mu.Lock()
+	if lc.phase != phaseRelay {
+		lc.handshakeTimeout()
+		lc.mu.Unlock()
+		return
+	}
+	limit := lc.kaLimit
+	lc.mu.Unlock()
+	if limit > 0 {
+		lc.checkKeepAlive(limit)
+	}
+}
+
 // handshakeTimeout ends a handshake that took too long: no CONNECT within
 // the connect timeout, or no connection to the broker or no CONNACK from
-// it within the dial timeout.
+// it within the dial timeout. lc.mu is held.
 func (lc *loopConn) handshakeTimeout() {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
 	if lc.detached || lc.phase == phaseVerify || time.Now().Before(lc.hsDeadline) {
 		// A callback that began before the timer was re-armed for the
 		// next phase, which the re-armed timer times.

@@ -761,3 +761,42 @@ func TestNativeLogsNameTheClientAfterItLeft(t *testing.T) {
 	}
 	t.Errorf("no \"no connect\" line in the logs:\n%s", logs.String())
 }
+
+// Ending Serve's context ends the connections it accepted, as a shutdown
+// does: a relaying client gets DISCONNECT 0x8B; Serve returns.
+func TestNativeServeContextEndsItsConnections(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	cfg := DefaultConfig()
+	cfg.Upstream.Address = b.upstreamAddress()
+	srv, err := New(cfg, Options{AllowAnonymous: true, Dialer: &net.Dialer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	client, ack := connectClient(t, ln.Addr())
+	if ack.ReasonCode != packets.ConnackSuccess {
+		t.Fatalf("CONNACK 0x%02x", ack.ReasonCode)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, err := packets.ReadPacket(client)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if d, ok := p.Content.(*packets.Disconnect); !ok || d.ReasonCode != packets.DisconnectServerShuttingDown {
+		t.Errorf("got %v, want DISCONNECT 0x8B", p)
+	}
+	waitForCount(t, srv, 0)
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
