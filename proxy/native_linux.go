@@ -354,8 +354,9 @@ func peerAddr(rsa *unix.RawSockaddrAny, n uint32) netip.AddrPort {
 // (nearly always) unnamed; Go's listener shows it as "@" too.
 var unnamedUnixPeer net.Addr = &net.UnixAddr{Name: "@", Net: "unix"}
 
-// sockaddrAddr is the net.Addr of a peer's socket address.
-func sockaddrAddr(sa unix.Sockaddr, network string) net.Addr {
+// brokerAddr is the net.Addr of the broker's socket address (one of the
+// three newNativeTarget makes).
+func brokerAddr(sa unix.Sockaddr) net.Addr {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
 		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
@@ -363,9 +364,6 @@ func sockaddrAddr(sa unix.Sockaddr, network string) net.Addr {
 		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
 	case *unix.SockaddrUnix:
 		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
-	}
-	if network == "unix" {
-		return &net.UnixAddr{Net: "unix"}
 	}
 	return &net.TCPAddr{}
 }
@@ -519,9 +517,12 @@ func (lc *loopConn) dial() {
 		lc.dialFailed(os.NewSyscallError("connect", err))
 		return
 	}
-	network, _ := c.srv.cfg.Upstream.Endpoint()
-	us := &rawSock{fd: fd, remote: sockaddrAddr(sa, network)}
-	us.local = us.remote
+	// The local address is left unknown (zero): nothing asks for it.
+	var local net.Addr = &net.TCPAddr{}
+	if t.family == unix.AF_UNIX {
+		local = &net.UnixAddr{Net: "unix"}
+	}
+	us := &rawSock{fd: fd, local: local, remote: brokerAddr(sa)}
 	lc.upstream = us
 	lc.maxSize = c.useUpstream(us, lc.cp)
 	c.ur.SetNonblocking(us)
