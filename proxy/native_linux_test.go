@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -799,4 +800,66 @@ func TestNativeServeContextEndsItsConnections(t *testing.T) {
 	if err := srv.Shutdown(context.Background()); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
+}
+
+// Out of descriptors, the loop stops accepting for a growing pause (the
+// listening socket is level-triggered: it would report the same
+// connection again at once) and accepts it once a descriptor is free.
+func TestNativeAcceptBacksOffWhenOutOfDescriptors(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), nil)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// A low soft limit keeps the filling below quick whatever the
+	// machine allows; restored when the test ends.
+	low := lim
+	low.Cur = min(lim.Cur, 1024)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) }()
+	// Another process connects (this one will have no descriptor to do
+	// it with) once this one has used up every descriptor it may open.
+	_, port, _ := net.SplitHostPort(addr.String())
+	client := exec.Command("bash", "-c", "sleep 0.5; exec 3<>/dev/tcp/127.0.0.1/"+port+"; sleep 5")
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Process.Kill(); _ = client.Wait() }()
+	var filler []int
+	release := func() {
+		for _, fd := range filler {
+			unix.Close(fd)
+		}
+		filler = nil
+	}
+	defer release()
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		filler = append(filler, fd)
+		if len(filler) > int(low.Cur) {
+			t.Fatal("could not use up the descriptors")
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(srv.metrics.acceptErrors) < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("accept errors = %v, want the loop to keep retrying while out of descriptors", testutil.ToFloat64(srv.metrics.acceptErrors))
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	// 5, 10, 20, 40, 80 ms pauses: a handful of tries, not a spin.
+	if n := testutil.ToFloat64(srv.metrics.acceptErrors); n > 10 {
+		t.Errorf("%v accept errors in about 150 ms: the loop retries without pausing", n)
+	}
+	if n := srv.ConnectionCount(); n != 0 {
+		t.Fatalf("%d connections while out of descriptors", n)
+	}
+	release()
+	waitForCount(t, srv, 1) // accepted at the next retry
 }
