@@ -360,8 +360,14 @@ func (c *conn) queueFinal(e ending) {
 		_ = c.cw.WritePacket(d)
 	}
 	if e.upstreamClean {
-		_ = c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}})
+		c.queueUpstreamDisconnect()
 	}
+}
+
+// queueUpstreamDisconnect queues DISCONNECT 0x00 for the broker, which
+// ends its session and discards the Will.
+func (c *conn) queueUpstreamDisconnect() {
+	_ = c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}})
 }
 
 // flushFinal writes out what each peer is still owed (forwarded packets,
@@ -395,10 +401,9 @@ func (c *conn) closeEnded(e ending) {
 // disconnectUpstream ends the broker session with DISCONNECT 0x00, which
 // discards the Will, within finalWriteTimeout.
 func (c *conn) disconnectUpstream() {
+	c.queueUpstreamDisconnect()
 	_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-	if err := c.uw.WritePacket(&packets.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection, Properties: &packets.Properties{}}); err == nil {
-		_ = c.uw.Flush()
-	}
+	_ = c.uw.Flush()
 }
 
 // readEnding turns an error from reading the client into an ending.

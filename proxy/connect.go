@@ -228,6 +228,12 @@ func (c *conn) newSession(id *authz.Identity) *session {
 // refuse sends a CONNACK with r's code and closes (the caller returns).
 func (c *conn) refuse(r refusal) {
 	c.queueRefusal(r)
+	c.sendRefusal(r)
+}
+
+// sendRefusal writes the queued CONNACK of r out, waiting at most
+// finalWriteTimeout, and records the refusal.
+func (c *conn) sendRefusal(r refusal) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 	_ = c.cw.Flush()
 	c.recordRefusal(r)

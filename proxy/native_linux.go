@@ -598,16 +598,8 @@ func (lc *loopConn) readConnack() {
 		lc.refuseHandshake(*r)
 		return
 	}
-	c.mu.Lock()
-	pending := c.pendingStop
-	if pending == nil {
-		// One step with stop's check: a stop from here on ends a
-		// relaying connection, with DISCONNECT.
-		c.connackSent = true
-		c.state.Store(stateRelay)
-	}
-	c.mu.Unlock()
-	if pending != nil {
+	// A stop from here on ends a relaying connection, with DISCONNECT.
+	if pending := c.claimConnack(true); pending != nil {
 		// The broker accepted a session the client will never hear of:
 		// end it as the stop asks (connectUpstream does the same), off
 		// the loop, since that write may wait.
@@ -718,9 +710,7 @@ func (lc *loopConn) refuseHandshake(r refusal) {
 		return
 	}
 	go func() {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
-		_ = c.cw.Flush()
-		c.recordRefusal(r)
+		c.sendRefusal(r)
 		c.closeNative()
 	}()
 }

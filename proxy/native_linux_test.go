@@ -332,13 +332,7 @@ func TestNativeConnectTimeout(t *testing.T) {
 // A broker whose accept queue is full refuses a non-blocking Unix connect
 // with EAGAIN; the loop retries until it accepts (DialUpstream's rule).
 func TestNativeDialWaitsWhileTheUnixAcceptQueueIsFull(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "broker.sock")
-	fd := listenUnixBacklog0(t, path)
-	queued, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer queued.Close()
+	fd, path := fullUnixQueue(t)
 	srv, addr := serveNativeProxy(t, "tcp", "unix:"+path, nil)
 	accepted := make(chan struct{})
 	go func() {
@@ -491,13 +485,7 @@ func nativeSocketPair(t *testing.T, srv *Server, l *eventLoop, sndbuf int) *net.
 // topic, larger than the socket takes) holds up nobody else on its loop: the
 // loop does not wait for it (a review found it waited up to 1 s).
 func TestNativeRefusalToAClientThatDoesNotReadHoldsUpNobody(t *testing.T) {
-	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
-	cfg := DefaultConfig()
-	cfg.Upstream.Address = b.upstreamAddress()
-	srv, err := New(cfg, Options{AllowAnonymous: true, Dialer: &net.Dialer{}, Policy: denyWills{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newNativeServer(t, Options{AllowAnonymous: true, Policy: denyWills{}})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -575,31 +563,42 @@ func tokenConnect(token string) *packets.ControlPacket {
 	return cp
 }
 
-// serveWithAuthenticator serves a proxy with auth on a new TCP listener,
-// towards a scripted broker; the caller shuts it down and waits on served.
-func serveWithAuthenticator(t *testing.T, auth Authenticator) (*Server, net.Listener, chan error) {
+// newNativeServer makes a proxy with opts (a plain net.Dialer unless
+// set) towards a scripted broker on a Unix socket accepting every CONNECT.
+func newNativeServer(t *testing.T, opts Options) *Server {
 	t.Helper()
 	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
 	cfg := DefaultConfig()
 	cfg.Upstream.Address = b.upstreamAddress()
-	srv, err := New(cfg, Options{Authenticator: auth, Dialer: &net.Dialer{}})
+	if opts.Dialer == nil {
+		opts.Dialer = &net.Dialer{}
+	}
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+// serveTCP serves srv with ctx on a new loopback TCP listener; the caller
+// shuts srv down and waits on served.
+func serveTCP(t *testing.T, ctx context.Context, srv *Server) (net.Listener, chan error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(context.Background(), ln) }()
-	return srv, ln, served
+	go func() { served <- srv.Serve(ctx, ln) }()
+	return ln, served
 }
 
 // Verifications that finish together dial together, each from its own
 // goroutine: they must not share the broker's socket address, which
 // Connect writes into (from a review; the race detector caught it).
 func TestNativeConcurrentDials(t *testing.T) {
-	srv, ln, served := serveWithAuthenticator(t, slowAuth{delay: 20 * time.Millisecond})
+	srv := newNativeServer(t, Options{Authenticator: slowAuth{delay: 20 * time.Millisecond}})
+	ln, served := serveTCP(t, context.Background(), srv)
 	defer func() {
 		_ = srv.Shutdown(context.Background())
 		<-served
@@ -638,7 +637,8 @@ func TestNativeConcurrentDials(t *testing.T) {
 // still running).
 func TestNativeShutdownWaitsForVerification(t *testing.T) {
 	auth := slowAuth{delay: 300 * time.Millisecond, entered: make(chan struct{}, 1), returned: make(chan struct{}, 1)}
-	srv, ln, served := serveWithAuthenticator(t, auth)
+	srv := newNativeServer(t, Options{Authenticator: auth})
+	ln, served := serveTCP(t, context.Background(), srv)
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -720,21 +720,10 @@ func (b *syncBuffer) String() string {
 // address is taken at accept (a review found ":0" once the socket was
 // reset or closed, when it was looked up on first use).
 func TestNativeLogsNameTheClientAfterItLeft(t *testing.T) {
-	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
-	cfg := DefaultConfig()
-	cfg.Upstream.Address = b.upstreamAddress()
 	logs := &syncBuffer{}
-	srv, err := New(cfg, Options{AllowAnonymous: true, Dialer: &net.Dialer{},
+	srv := newNativeServer(t, Options{AllowAnonymous: true,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(context.Background(), ln) }()
+	ln, served := serveTCP(t, context.Background(), srv)
 	defer func() {
 		_ = srv.Shutdown(context.Background())
 		<-served
@@ -766,20 +755,9 @@ func TestNativeLogsNameTheClientAfterItLeft(t *testing.T) {
 // Ending Serve's context ends the connections it accepted, as a shutdown
 // does: a relaying client gets DISCONNECT 0x8B; Serve returns.
 func TestNativeServeContextEndsItsConnections(t *testing.T) {
-	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
-	cfg := DefaultConfig()
-	cfg.Upstream.Address = b.upstreamAddress()
-	srv, err := New(cfg, Options{AllowAnonymous: true, Dialer: &net.Dialer{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := newNativeServer(t, Options{AllowAnonymous: true})
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	ln, served := serveTCP(t, ctx, srv)
 	client, ack := connectClient(t, ln.Addr())
 	if ack.ReasonCode != packets.ConnackSuccess {
 		t.Fatalf("CONNACK 0x%02x", ack.ReasonCode)

@@ -127,11 +127,7 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 		c.refuse(*r)
 		return false
 	}
-	c.mu.Lock()
-	pending := c.pendingStop
-	c.connackSent = pending == nil
-	c.mu.Unlock()
-	if pending != nil {
+	if pending := c.claimConnack(false); pending != nil {
 		// The broker has accepted the session but the client will never
 		// hear of it: end it upstream as the stop asks (a shutdown
 		// discards the Will).
@@ -188,6 +184,23 @@ func upstreamRefusal(ack *packets.Connack) *refusal {
 		r.code, r.reason = packets.ConnackServerUnavailable, "upstream broker refused the proxy"
 	}
 	return &r
+}
+
+// claimConnack decides, under mu with stop's check, whether the client
+// hears that the broker accepted: it returns the stop requested meanwhile,
+// whose session must then be ended instead, or nil having marked the
+// CONNACK sent (and, with relayNow, the connection relaying).
+func (c *conn) claimConnack(relayNow bool) *ending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pendingStop != nil {
+		return c.pendingStop
+	}
+	c.connackSent = true
+	if relayNow {
+		c.state.Store(stateRelay)
+	}
+	return nil
 }
 
 // pending returns the stop requested during the handshake, if any.

@@ -30,14 +30,22 @@ func listenUnixBacklog0(t *testing.T, path string) int {
 	return fd
 }
 
-func TestDialUpstreamWaitsWhileTheUnixAcceptQueueIsFull(t *testing.T) {
+// fullUnixQueue listens at a new Unix socket path whose accept queue one
+// queued connection fills; it returns the listening descriptor and path.
+func fullUnixQueue(t *testing.T) (int, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "broker.sock")
 	fd := listenUnixBacklog0(t, path)
 	queued, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer queued.Close()
+	t.Cleanup(func() { queued.Close() })
+	return fd, path
+}
+
+func TestDialUpstreamWaitsWhileTheUnixAcceptQueueIsFull(t *testing.T) {
+	fd, path := fullUnixQueue(t)
 	if c, err := net.Dial("unix", path); !errors.Is(err, syscall.EAGAIN) {
 		if c != nil {
 			c.Close()
