@@ -286,7 +286,7 @@ func (la *loopAcceptor) pause(err error) {
 // serveNative starts the handshake of an accepted socket on loop l.
 func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, peer netip.AddrPort) {
 	if a.network == "tcp" {
-		setTCPOptions(fd)
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 	rs := &rawSock{fd: fd, local: a.local, peer: peer}
 	if a.network == "unix" {
@@ -314,13 +314,25 @@ func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, peer netip.AddrP
 	lc.armHandshake(s.cfg.Limits.ConnectTimeout)
 }
 
-// setTCPOptions gives an accepted TCP socket what Go's listener gives its
-// connections: no Nagle delay, and Go's default keep-alive. (Set on the
-// listening socket, Linux would copy most of them, but not to connections
-// already queued when they are set.)
-func setTCPOptions(fd int) {
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	setKeepAlive(fd, 15*time.Second)
+// tcpKeepAliveIdle is the idle time before Go's default keep-alive probes
+// (then 9 more, 15 s apart): a dead peer is found after 150 s.
+const (
+	tcpKeepAliveIdle    = 15 * time.Second
+	tcpKeepAliveDetects = tcpKeepAliveIdle + 9*15*time.Second
+)
+
+// watchClient gives an accepted TCP client Go's default keep-alive when its
+// MQTT keep-alive would not find a dead peer sooner: with none, or with a
+// limit (1.5 × keep alive) over 150 s. Otherwise the keep-alive timer ends
+// a silent connection first, and the probes would only cost four system
+// calls per CONNECT. Called once the CONNACK has set the keep alive.
+func (lc *loopConn) watchClient() {
+	if _, tcp := lc.client.local.(*net.TCPAddr); !tcp {
+		return
+	}
+	if ka := lc.c.keepAlive; ka == 0 || ka*3/2 > tcpKeepAliveDetects {
+		setKeepAlive(lc.client.fd, tcpKeepAliveIdle)
+	}
 }
 
 // setKeepAlive turns on keep-alive probes after idle, as Go's net package
@@ -614,6 +626,7 @@ func (lc *loopConn) readConnack() {
 		return
 	}
 	c.relayConnack(connack, lc.cp)
+	lc.watchClient()
 	c.established()
 	lc.phase = phaseRelay
 	lc.hsTimer.Stop()

@@ -147,6 +147,12 @@ func serveNativeProxy(t *testing.T, network, upstream string, tweak func(*Config
 // connection and the CONNACK.
 func connectClient(t *testing.T, addr net.Addr) (net.Conn, *packets.Connack) {
 	t.Helper()
+	return connectClientKeepAlive(t, addr, 0)
+}
+
+// connectClientKeepAlive is connectClient with a Keep Alive of ka seconds.
+func connectClientKeepAlive(t *testing.T, addr net.Addr, ka uint16) (net.Conn, *packets.Connack) {
+	t.Helper()
 	c, err := net.Dial(addr.Network(), addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +163,7 @@ func connectClient(t *testing.T, addr net.Addr) (net.Conn, *packets.Connack) {
 	cp.Content.(*packets.Connect).ProtocolName = "MQTT"
 	cp.Content.(*packets.Connect).ProtocolVersion = 5
 	cp.Content.(*packets.Connect).CleanStart = true
+	cp.Content.(*packets.Connect).KeepAlive = ka
 	if _, err := cp.WriteTo(c); err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +267,48 @@ func TestNativeConnectRelayAndDisconnect(t *testing.T) {
 				t.Errorf("active connections gauge = %v after the end, want 0", got)
 			}
 		})
+	}
+}
+
+// TestNativeTCPKeepAlive: an accepted TCP client gets TCP keep-alive
+// probes only where its MQTT keep-alive would not find a dead peer first
+// (Go's probes find one after 150 s; the proxy ends a client silent for
+// 1.5 × its keep alive).
+func TestNativeTCPKeepAlive(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), nil)
+	for _, tc := range []struct {
+		keepAlive uint16
+		probes    bool
+	}{
+		{0, true},    // nothing else watches the peer
+		{30, false},  // ended after 45 s of silence
+		{100, false}, // 150 s: as soon as the probes
+		{101, true},  // 151.5 s
+		{3600, true}, // 90 minutes
+	} {
+		client, ack := connectClientKeepAlive(t, addr, tc.keepAlive)
+		if ack.ReasonCode != packets.ConnackSuccess {
+			t.Fatalf("keep alive %d: CONNACK 0x%02x, want success", tc.keepAlive, ack.ReasonCode)
+		}
+		fd := onlyConn(t, srv).nc.(*rawSock).fd
+		want := map[bool]int{false: 0, true: 1}[tc.probes]
+		if v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); err != nil || v != want {
+			t.Errorf("keep alive %d s: SO_KEEPALIVE = %d (%v), want %d", tc.keepAlive, v, err, want)
+		}
+		if tc.probes {
+			for _, o := range []struct {
+				opt  int
+				name string
+				want int
+			}{{unix.TCP_KEEPIDLE, "TCP_KEEPIDLE", 15}, {unix.TCP_KEEPINTVL, "TCP_KEEPINTVL", 15}, {unix.TCP_KEEPCNT, "TCP_KEEPCNT", 9}} {
+				if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, o.opt); err != nil || v != o.want {
+					t.Errorf("keep alive %d s: %s = %d (%v), want %d as Go sets", tc.keepAlive, o.name, v, err, o.want)
+				}
+			}
+		}
+		client.Close()
+		waitForCount(t, srv, 0)
 	}
 }
 
