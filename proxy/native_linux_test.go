@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
 )
 
 // These tests drive connections that live on the loop from accept
@@ -70,9 +71,13 @@ func (b *scriptedBroker) serve(c net.Conn) {
 	defer c.Close()
 	var types []byte
 	defer func() { b.got <- types }()
+	// The proxy's codec, not paho's ReadPacket, which reads the two-byte
+	// DISCONNECT e0 00 as io.EOF.
+	r := packetcodec.NewReader(c, 1<<20)
+	defer r.Close()
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		p, err := packets.ReadPacket(c)
+		p, err := r.ReadFrame()
 		if err != nil {
 			return
 		}
@@ -309,6 +314,47 @@ func TestNativeTCPKeepAlive(t *testing.T) {
 		}
 		client.Close()
 		waitForCount(t, srv, 0)
+	}
+}
+
+// TestClientDisconnectCause: how a client's DISCONNECT is counted, and
+// that it reaches the broker only when well formed.
+func TestClientDisconnectCause(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		disconnect []byte
+		cause      string
+		broker     []byte // packet types the broker gets
+	}{
+		{"two-byte normal", []byte{0xe0, 0x00}, "client_disconnect", []byte{packets.CONNECT, packets.DISCONNECT}},
+		{"normal with empty properties", []byte{0xe0, 0x02, 0x00, 0x00}, "client_disconnect", []byte{packets.CONNECT, packets.DISCONNECT}},
+		{"with Will (0x04)", []byte{0xe0, 0x01, 0x04}, "client_disconnect_with_reason", []byte{packets.CONNECT, packets.DISCONNECT}},
+		// Reason codes are the broker's to judge (SPEC 4 lists what the
+		// proxy validates first): forwarded as they are.
+		{"unknown reason code", []byte{0xe0, 0x01, 0x03}, "client_disconnect_with_reason", []byte{packets.CONNECT, packets.DISCONNECT}},
+		// Not forwarded: the broker's connection ends without DISCONNECT.
+		{"truncated properties", []byte{0xe0, 0x02, 0x00, 0x05}, "client_protocol_error", []byte{packets.CONNECT}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+			srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), nil)
+			client, _ := connectClient(t, addr)
+			if _, err := client.Write(tc.disconnect); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case got := <-b.got:
+				if string(got) != string(tc.broker) {
+					t.Errorf("broker got packet types %v, want %v", got, tc.broker)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the broker's connection did not end")
+			}
+			waitForCount(t, srv, 0)
+			if got := testutil.ToFloat64(srv.metrics.disconnects.WithLabelValues(tc.cause)); got != 1 {
+				t.Errorf("disconnects{cause=%q} = %v, want 1", tc.cause, got)
+			}
+		})
 	}
 }
 

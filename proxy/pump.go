@@ -96,13 +96,13 @@ func (c *conn) toClient(b []byte) *ending {
 // broker applies the client's own reason code: 0x00 discards the Will, 0x04
 // publishes it. The two-byte form e0 00 is a normal disconnect (STYLE §1.2).
 func (c *conn) clientDisconnect(f packetcodec.Frame) ending {
-	cp, err := packetcodec.Decode(f)
-	if err != nil {
+	// Validated, not decoded: the reason code is all it needs (and every
+	// connection that ends well ends here).
+	if err := packetcodec.Validate(f); err != nil {
 		return clientReadEnding(err)
 	}
-	d, _ := cp.Content.(*packets.Disconnect)
 	e := ending{cause: "client_disconnect", clientCode: noDisconnect}
-	if d != nil && d.ReasonCode != packets.DisconnectNormalDisconnection {
+	if len(f.Body) > 0 && f.Body[0] != packets.DisconnectNormalDisconnection {
 		e.cause = "client_disconnect_with_reason"
 	}
 	// Recorded before forwarding: the broker closes as soon as it reads
