@@ -158,11 +158,23 @@ func connectClient(t *testing.T, addr net.Addr) (net.Conn, *packets.Connack) {
 // connectClientKeepAlive is connectClient with a Keep Alive of ka seconds.
 func connectClientKeepAlive(t *testing.T, addr net.Addr, ka uint16) (net.Conn, *packets.Connack) {
 	t.Helper()
-	c, err := net.Dial(addr.Network(), addr.String())
+	c, ack, err := dialConnect(addr, ka)
+	if c != nil {
+		t.Cleanup(func() { c.Close() })
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	return c, ack
+}
+
+// dialConnect is connectClientKeepAlive for any goroutine: it reports
+// failures instead of ending the test.
+func dialConnect(addr net.Addr, ka uint16) (net.Conn, *packets.Connack, error) {
+	c, err := net.Dial(addr.Network(), addr.String())
+	if err != nil {
+		return nil, nil, err
+	}
 	cp := packets.NewControlPacket(packets.CONNECT)
 	cp.Content.(*packets.Connect).ClientID = "c1"
 	cp.Content.(*packets.Connect).ProtocolName = "MQTT"
@@ -170,18 +182,18 @@ func connectClientKeepAlive(t *testing.T, addr net.Addr, ka uint16) (net.Conn, *
 	cp.Content.(*packets.Connect).CleanStart = true
 	cp.Content.(*packets.Connect).KeepAlive = ka
 	if _, err := cp.WriteTo(c); err != nil {
-		t.Fatal(err)
+		return c, nil, err
 	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	p, err := packets.ReadPacket(c)
 	if err != nil {
-		t.Fatalf("read CONNACK: %v", err)
+		return c, nil, fmt.Errorf("read CONNACK: %w", err)
 	}
 	ack, ok := p.Content.(*packets.Connack)
 	if !ok {
-		t.Fatalf("got %s, want CONNACK", p.PacketType())
+		return c, nil, fmt.Errorf("got %s, want CONNACK", p.PacketType())
 	}
-	return c, ack
+	return c, ack, nil
 }
 
 // waitForCount waits until srv serves want connections.
@@ -449,6 +461,51 @@ func TestNativeDialWaitsWhileTheUnixAcceptQueueIsFull(t *testing.T) {
 	}
 	<-accepted
 	waitForCount(t, srv, 1)
+}
+
+// Several connections waiting for the same full queue are each dialled
+// again (the loop's timer serves them all, re-armed for the next due).
+func TestNativeDialsWaitTogetherForAFullUnixQueue(t *testing.T) {
+	const clients = 5
+	fd, path := fullUnixQueue(t)
+	srv, addr := serveNativeProxy(t, "tcp", "unix:"+path, nil)
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		for range clients + 1 { // the queued one, then the proxy's
+			nfd, _, err := syscall.Accept(fd)
+			if err != nil {
+				return
+			}
+			if f := newBrokerConn(nfd); f != nil {
+				go serveOne(f, packets.ConnackSuccess)
+			}
+		}
+	}()
+	type result struct {
+		c   net.Conn
+		ack *packets.Connack
+		err error
+	}
+	results := make(chan result, clients)
+	for i := range clients {
+		go func() {
+			time.Sleep(time.Duration(i) * 10 * time.Millisecond) // due at different times
+			c, ack, err := dialConnect(addr, 0)
+			results <- result{c, ack, err}
+		}()
+	}
+	for range clients {
+		r := <-results
+		if r.c != nil {
+			defer r.c.Close()
+		}
+		if r.err != nil {
+			t.Error(r.err)
+		} else if r.ack.ReasonCode != packets.ConnackSuccess {
+			t.Errorf("CONNACK 0x%02x, want success once the broker accepted", r.ack.ReasonCode)
+		}
+	}
+	waitForCount(t, srv, clients)
 }
 
 func newBrokerConn(fd int) net.Conn {
