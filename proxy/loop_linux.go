@@ -40,10 +40,10 @@ import (
 // Handlers run on the loop's thread, so whatever they call must not wait:
 // audit and debug logging included (a log sink that blocks stalls every
 // connection on the loop, where it stalled one pump before). A connection
-// is served until a read comes back short or a gate closes; there is no
-// per-connection budget, so a client keeping its socket full delays the
-// others on its loop meanwhile (20 ms at worst in a review's test with
-// 200 KiB writes back to back).
+// is served until a read comes back short, a gate closes, or it has read
+// turnBudget bytes from a side: it is then served again after the loop's
+// next events, so a client keeping its socket full delays the others on
+// its loop by one turn at a time.
 
 // Sides of a connection, as stored in an epoll event's data.
 const (
@@ -70,6 +70,7 @@ type eventLoop struct {
 	conns     map[uint32]*loopConn
 	acceptors map[uint32]*loopAcceptor // listening sockets (native_linux.go)
 	next      uint32                   // last token handed out
+	again     []*loopConn              // connections that spent their turn with work left
 }
 
 // loopMember is what an epoll event is for: a connection or a listener.
@@ -392,6 +393,7 @@ func (l *eventLoop) run(epfd, wakefd int) {
 	defer runtime.UnlockOSThread()
 	events := make([]unix.EpollEvent, maxEvents)
 	ready := make([]loopMember, maxEvents)
+	var spare []*loopConn // the other buffer of l.again
 	lastYield := time.Now()
 	for {
 		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
@@ -408,12 +410,16 @@ func (l *eventLoop) run(epfd, wakefd int) {
 			panic(os.NewSyscallError("epoll_wait", err))
 		}
 		l.mu.Lock()
+		// Served after this wake's events: those that waited go first.
+		again := l.again
+		l.again = spare
 		for i, ev := range events[:n] {
 			ready[i] = nil
 			if ev.Fd == wakeToken {
 				var buf [8]byte
 				_, _ = unix.Read(wakefd, buf[:])
 				if len(l.conns) == 0 && len(l.acceptors) == 0 {
+					clear(again) // all detached
 					l.running = false
 					unix.Close(wakefd)
 					unix.Close(epfd)
@@ -437,6 +443,31 @@ func (l *eventLoop) run(epfd, wakefd int) {
 				ready[i] = nil
 			}
 		}
+		for i, lc := range again {
+			lc.resume()
+			again[i] = nil
+		}
+		spare = again[:0]
+	}
+}
+
+// requeue has the loop serve lc again after the events of its next wake,
+// which it makes happen at once. lc.mu is held.
+func (l *eventLoop) requeue(lc *loopConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.again) == 0 {
+		l.wakeLocked()
+	}
+	l.again = append(l.again, lc)
+}
+
+// resume serves a requeued connection's next turn, if it still relays.
+func (lc *loopConn) resume() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if !lc.detached && lc.phase == phaseRelay {
+		lc.service()
 	}
 }
 
@@ -477,16 +508,17 @@ func (lc *loopConn) handle(side int, events uint32) {
 // not empty has armed EPOLLOUT; its event brings the loop back here.
 func (lc *loopConn) service() {
 	c := lc.c
+	clientBudget, upstreamBudget := turnBudget, turnBudget
 	for {
 		if lc.clientReady && lc.open(c.uw, c.cw) {
 			lc.lastRead = time.Now()
-			if e := lc.drain(c.cr, &lc.clientReady, c.clientFrame, clientReadEnding, c.uw, c.cw); e != nil {
+			if e := lc.drain(c.cr, &lc.clientReady, &clientBudget, c.clientFrame, clientReadEnding, c.uw, c.cw); e != nil {
 				lc.end(*e)
 				return
 			}
 		}
 		if lc.upstreamReady && lc.open(c.cw, c.uw) {
-			if e := lc.drain(c.ur, &lc.upstreamReady, c.upstreamFrame, upstreamLost, c.cw, c.uw); e != nil {
+			if e := lc.drain(c.ur, &lc.upstreamReady, &upstreamBudget, c.upstreamFrame, upstreamLost, c.cw, c.uw); e != nil {
 				lc.end(*e)
 				return
 			}
@@ -503,11 +535,24 @@ func (lc *loopConn) service() {
 		// including one the flushes just reopened: its edge is spent, so
 		// no event would bring the loop back for it. Every round reads a
 		// frame or meets EAGAIN, so this cannot spin.
-		if !(lc.clientReady && lc.open(c.uw, c.cw)) && !(lc.upstreamReady && lc.open(c.cw, c.uw)) {
+		clientMore := lc.clientReady && lc.open(c.uw, c.cw)
+		upstreamMore := lc.upstreamReady && lc.open(c.cw, c.uw)
+		if !clientMore && !upstreamMore {
+			return
+		}
+		if (!clientMore || clientBudget <= 0) && (!upstreamMore || upstreamBudget <= 0) {
+			// Turn spent: the loop's other connections first.
+			lc.l.requeue(lc)
 			return
 		}
 	}
 }
+
+// turnBudget is how many bytes of packets one turn of a connection reads
+// from each side before the loop serves the others: a client that keeps
+// its socket full delays the rest of its loop by one turn (at most about a
+// millisecond of 64-byte PUBLISHes), not until it pauses.
+const turnBudget = 64 << 10
 
 // answerBacklog bounds what the proxy's own answers to a socket (a PUBACK
 // for a denied publish, a SUBACK; a PUBACK upstream for a delivery it
@@ -529,9 +574,9 @@ func (lc *loopConn) open(fwd, back *packetcodec.Writer) bool {
 }
 
 // drain handles the frames r has until its socket runs dry (clearing
-// *ready) or its gate closes.
-func (lc *loopConn) drain(r *packetcodec.Reader, ready *bool, handle func(packetcodec.Frame) *ending, onErr func(error) ending, fwd, back *packetcodec.Writer) *ending {
-	for {
+// *ready), its gate closes or the bytes read use up *budget.
+func (lc *loopConn) drain(r *packetcodec.Reader, ready *bool, budget *int, handle func(packetcodec.Frame) *ending, onErr func(error) ending, fwd, back *packetcodec.Writer) *ending {
+	for *budget > 0 {
 		f, err := r.ReadFrame()
 		if err == packetcodec.ErrWouldBlock {
 			*ready = false
@@ -540,6 +585,7 @@ func (lc *loopConn) drain(r *packetcodec.Reader, ready *bool, handle func(packet
 		if err != nil {
 			return endingOf(onErr(err))
 		}
+		*budget -= len(f.Raw)
 		if e := handle(f); e != nil {
 			return e
 		}
@@ -547,6 +593,7 @@ func (lc *loopConn) drain(r *packetcodec.Reader, ready *bool, handle func(packet
 			return nil
 		}
 	}
+	return nil
 }
 
 // end takes the connection off the loop and has finish carry e out on

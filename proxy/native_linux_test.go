@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +40,8 @@ type scriptedBroker struct {
 	code  byte
 	delay time.Duration
 	got   chan []byte // packet types received per connection, when it ends
+	// onPing, if set, is called as a PINGREQ arrives, before the answer.
+	onPing atomic.Pointer[func()]
 }
 
 func startBroker(t *testing.T, network string, code byte, delay time.Duration) *scriptedBroker {
@@ -83,6 +86,9 @@ func (b *scriptedBroker) serve(c net.Conn) {
 		}
 		types = append(types, p.Type)
 		if p.Type == packets.PINGREQ {
+			if f := b.onPing.Load(); f != nil {
+				(*f)()
+			}
 			if _, err := packets.NewControlPacket(packets.PINGRESP).WriteTo(c); err != nil {
 				return
 			}
@@ -367,6 +373,71 @@ func TestClientDisconnectCause(t *testing.T) {
 				t.Errorf("disconnects{cause=%q} = %v, want 1", tc.cause, got)
 			}
 		})
+	}
+}
+
+// TestLoopTurnsAreFair: a client sending megabytes of PUBLISHes back to
+// back gets a turn's worth read, then another connection on the loop is
+// served, instead of waiting for the whole burst.
+func TestLoopTurnsAreFair(t *testing.T) {
+	// 110-byte PUBLISHes, 5.5 MB: the client keeps writing them while
+	// the loop reads (the sockets buffer a fraction).
+	const frames = 50000
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), nil)
+	flooder, _ := connectClient(t, addr)
+	lc := onlyConn(t, srv).loop
+	other, _ := connectClient(t, addr)
+	published := func() float64 { return testutil.ToFloat64(srv.metrics.packets[dirFromClient][packets.PUBLISH]) }
+	atPing := make(chan float64, 1)
+	onPing := func() { atPing <- published() }
+	b.onPing.Store(&onPing)
+
+	pub := packets.NewControlPacket(packets.PUBLISH)
+	pub.Content.(*packets.Publish).Topic = "t/fair"
+	pub.Content.(*packets.Publish).Payload = make([]byte, 100)
+	var one bytes.Buffer
+	if _, err := pub.WriteTo(&one); err != nil {
+		t.Fatal(err)
+	}
+	burst := bytes.Repeat(one.Bytes(), frames)
+
+	// Hold the flooder's connection while its burst and the other's
+	// PINGREQ arrive, so both wait for the loop at once.
+	lc.mu.Lock()
+	wrote := make(chan error, 1)
+	go func() {
+		_ = flooder.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := flooder.Write(burst)
+		wrote <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the burst into the socket buffers
+	if _, err := packets.NewControlPacket(packets.PINGREQ).WriteTo(other); err != nil {
+		lc.mu.Unlock()
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	lc.mu.Unlock()
+
+	_ = other.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := packets.ReadPacket(other)
+	if err != nil || p.Type != packets.PINGRESP {
+		t.Fatalf("read PINGRESP: %v %v", p, err)
+	}
+	// Counted as the broker got the PINGREQ: the turns before it, and
+	// at most the one running meanwhile.
+	forwarded := <-atPing
+	t.Logf("%v of %d PUBLISHes handled before the other connection's PINGREQ reached the broker", forwarded, frames)
+	if forwarded >= frames/4 {
+		t.Errorf("%v of the %d PUBLISHes were handled before the other connection's PINGREQ, want a few turns' worth (%d bytes each)", forwarded, frames, turnBudget)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("write the burst: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); published() < frames; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v of %d PUBLISHes handled: the rest of the burst was not served", published(), frames)
+		}
 	}
 }
 
