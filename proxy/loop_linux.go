@@ -93,6 +93,7 @@ type loopConn struct {
 	// clientReady / upstreamReady: an edge said the socket is readable
 	// and no read has since met EAGAIN.
 	clientReady, upstreamReady bool
+	queued                     bool // waiting in l.again for another turn
 
 	lastRead  time.Time     // the last client read
 	keepAlive *time.Timer   // ends the connection after 1.5 × keep alive of silence
@@ -397,7 +398,11 @@ func (l *eventLoop) run(epfd, wakefd int) {
 	lastYield := time.Now()
 	for {
 		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+			// Unlocked: a locked thread's Gosched hands its P to another
+			// thread and sleeps until it comes back (22 µs, against 50 ns).
+			runtime.UnlockOSThread()
 			runtime.Gosched()
+			runtime.LockOSThread()
 			lastYield = now
 		}
 		n, err := unix.EpollWait(epfd, events, -1)
@@ -452,8 +457,13 @@ func (l *eventLoop) run(epfd, wakefd int) {
 }
 
 // requeue has the loop serve lc again after the events of its next wake,
-// which it makes happen at once. lc.mu is held.
+// which it makes happen at once. Once only: a connection already waiting
+// gets its turn there, however many events it had meanwhile. lc.mu is held.
 func (l *eventLoop) requeue(lc *loopConn) {
+	if lc.queued {
+		return
+	}
+	lc.queued = true
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.again) == 0 {
@@ -466,6 +476,7 @@ func (l *eventLoop) requeue(lc *loopConn) {
 func (lc *loopConn) resume() {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
+	lc.queued = false
 	if !lc.detached && lc.phase == phaseRelay {
 		lc.service()
 	}

@@ -441,6 +441,57 @@ func TestLoopTurnsAreFair(t *testing.T) {
 	}
 }
 
+// A connection that keeps its socket full waits in the loop's list of
+// unfinished turns once, not once per event it had meanwhile (which would
+// give it many turns per wake). From the stop-11 review.
+func TestLoopQueuesAConnectionOnce(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), nil)
+	flooder, _ := connectClient(t, addr)
+	lc := onlyConn(t, srv).loop
+	l := lc.l
+	pub := packets.NewControlPacket(packets.PUBLISH)
+	pub.Content.(*packets.Publish).Topic = "t/fair"
+	pub.Content.(*packets.Publish).Payload = make([]byte, 100)
+	var one bytes.Buffer
+	if _, err := pub.WriteTo(&one); err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat(one.Bytes(), 1000)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = flooder.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := flooder.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	most := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Microsecond) {
+		l.mu.Lock()
+		n := 0
+		for _, q := range l.again {
+			if q == lc {
+				n++
+			}
+		}
+		l.mu.Unlock()
+		most = max(most, n)
+	}
+	close(stop)
+	<-done
+	if most > 1 {
+		t.Errorf("the flooding connection was queued %d times at once, want at most once", most)
+	}
+}
+
 func TestNativeRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
