@@ -376,6 +376,19 @@ func TestClientDisconnectCause(t *testing.T) {
 	}
 }
 
+// floodPublish is a QoS 0 PUBLISH of 110 bytes, for floods.
+func floodPublish(t *testing.T) []byte {
+	t.Helper()
+	pub := packets.NewControlPacket(packets.PUBLISH)
+	pub.Content.(*packets.Publish).Topic = "t/fair"
+	pub.Content.(*packets.Publish).Payload = make([]byte, 100)
+	var b bytes.Buffer
+	if _, err := pub.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
 // TestLoopTurnsAreFair: a client sending megabytes of PUBLISHes back to
 // back gets a turn's worth read, then another connection on the loop is
 // served, instead of waiting for the whole burst.
@@ -393,14 +406,7 @@ func TestLoopTurnsAreFair(t *testing.T) {
 	onPing := func() { atPing <- published() }
 	b.onPing.Store(&onPing)
 
-	pub := packets.NewControlPacket(packets.PUBLISH)
-	pub.Content.(*packets.Publish).Topic = "t/fair"
-	pub.Content.(*packets.Publish).Payload = make([]byte, 100)
-	var one bytes.Buffer
-	if _, err := pub.WriteTo(&one); err != nil {
-		t.Fatal(err)
-	}
-	burst := bytes.Repeat(one.Bytes(), frames)
+	burst := bytes.Repeat(floodPublish(t), frames)
 
 	// Hold the flooder's connection while its burst and the other's
 	// PINGREQ arrive, so both wait for the loop at once.
@@ -450,14 +456,7 @@ func TestLoopQueuesAConnectionOnce(t *testing.T) {
 	flooder, _ := connectClient(t, addr)
 	lc := onlyConn(t, srv).loop
 	l := lc.l
-	pub := packets.NewControlPacket(packets.PUBLISH)
-	pub.Content.(*packets.Publish).Topic = "t/fair"
-	pub.Content.(*packets.Publish).Payload = make([]byte, 100)
-	var one bytes.Buffer
-	if _, err := pub.WriteTo(&one); err != nil {
-		t.Fatal(err)
-	}
-	chunk := bytes.Repeat(one.Bytes(), 1000)
+	chunk := bytes.Repeat(floodPublish(t), 1000)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
