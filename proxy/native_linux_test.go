@@ -44,16 +44,24 @@ type scriptedBroker struct {
 	onPing atomic.Pointer[func()]
 }
 
-func startBroker(t *testing.T, network string, code byte, delay time.Duration) *scriptedBroker {
+// listenLoopback listens on an ephemeral loopback TCP port, or on a Unix
+// socket named name in a temporary directory.
+func listenLoopback(t *testing.T, network, name string) net.Listener {
 	t.Helper()
 	addr := "127.0.0.1:0"
 	if network == "unix" {
-		addr = filepath.Join(t.TempDir(), "broker.sock")
+		addr = filepath.Join(t.TempDir(), name)
 	}
 	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+func startBroker(t *testing.T, network string, code byte, delay time.Duration) *scriptedBroker {
+	t.Helper()
+	ln := listenLoopback(t, network, "broker.sock")
 	b := &scriptedBroker{ln: ln, code: code, delay: delay, got: make(chan []byte, 16)}
 	done := make(chan struct{})
 	go func() {
@@ -129,14 +137,7 @@ func serveNativeProxy(t *testing.T, network, upstream string, tweak func(*Config
 	if srv.native.sa == nil {
 		t.Fatalf("upstream %q does not qualify for native connections", upstream)
 	}
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		addr = filepath.Join(t.TempDir(), "proxy.sock")
-	}
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t, network, "proxy.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
