@@ -180,3 +180,23 @@ func (t *tailBuffer) String() string {
 	defer t.mu.Unlock()
 	return string(t.buf)
 }
+
+// idleTime reads how long the machine's processors have been idle (idle and
+// iowait in /proc/stat), summed over processors.
+func idleTime() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("malformed /proc/stat")
+	}
+	idle, err1 := strconv.ParseInt(f[4], 10, 64)
+	iowait, err2 := strconv.ParseInt(f[5], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("malformed idle/iowait in /proc/stat")
+	}
+	return time.Duration(idle+iowait) * clockTick, nil
+}

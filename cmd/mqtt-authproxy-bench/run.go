@@ -142,6 +142,9 @@ func run(ctx context.Context, s settings, log *slog.Logger) (*report, error) {
 	return b.rep, errors.Join(b.errs...)
 }
 
+// broker is Mosquitto's process (startTargets starts it first).
+func (b *bench) broker() *process { return b.targets[0].proc }
+
 // fail records an error of the run.
 func (b *bench) fail(err error) {
 	b.log.Error("measurement failed", "err", err)
@@ -393,7 +396,7 @@ func (b *bench) measureConnect(ctx context.Context, r, cpu *row) {
 		if b.profiling(t, profileConnect, round) {
 			waitProfile = b.startProfile(t)
 		}
-		res, err := runConnect(ctx, t, b.s, b.slice(), func(n int) (string, bool) { return t.token(b.id, n), true })
+		res, err := runConnect(ctx, t, b.broker(), b.s, b.slice(), func(n int) (string, bool) { return t.token(b.id, n), true })
 		if waitProfile != nil {
 			waitProfile()
 		}
@@ -401,7 +404,10 @@ func (b *bench) measureConnect(ctx context.Context, r, cpu *row) {
 			return err
 		}
 		b.log.Info(what, "target", t.name, "round", round, "connections", res.ok, "per_s", fmtCount(res.rate()),
-			"hop_cpu_us_per_connect", fmtMicros(micros(res.cpuPerConnect())))
+			"hop_cpu_us_per_connect", fmtMicros(micros(res.cpuPerConnect())),
+			"broker_cpu_us", fmtMicros(micros(res.perConnect(res.brokerCPU))),
+			"client_cpu_us", fmtMicros(micros(res.perConnect(res.clientCPU))),
+			"idle_us", fmtMicros(micros(res.perConnect(res.idle))))
 		sums[t.name] = sums[t.name].add(res)
 		return nil
 	})
@@ -432,7 +438,7 @@ func (b *bench) measureConnectFresh(ctx context.Context, ref, r, cpu *row) {
 			continue
 		}
 		b.id.rewindFresh()
-		res, err := runConnect(ctx, t, b.s, b.s.duration, func(int) (string, bool) { return b.id.freshToken(freshConnect) })
+		res, err := runConnect(ctx, t, b.broker(), b.s, b.s.duration, func(int) (string, bool) { return b.id.freshToken(freshConnect) })
 		if err != nil {
 			b.fail(fmt.Errorf("%s on %s: %w", what, t.name, err))
 			r.fail(t.name)
