@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/logsink"
 )
 
 // commonFlags are the flags every config-reading subcommand takes.
@@ -59,6 +60,23 @@ func loadConfig(f commonFlags) (proxy.Config, error) {
 		return proxy.Config{}, fmt.Errorf("invalid config:\n%w", err)
 	}
 	return cfg, nil
+}
+
+// newProcessLogger builds the process logger on a logsink.Writer over w:
+// no line, not even an audit line from the event loop, waits for w, and
+// lines w cannot take in time are dropped and counted (sink.Dropped) with
+// a warning once it takes lines again. Close the sink before exiting.
+func newProcessLogger(w io.Writer, format, level string) (*slog.Logger, *logsink.Writer, error) {
+	var log *slog.Logger
+	sink := logsink.New(w, logsink.Options{OnDrop: func(n uint64) {
+		log.Warn("log lines dropped: the log output did not take them in time", "lines", n)
+	}})
+	log, err := newLogger(sink, format, level)
+	if err != nil {
+		_ = sink.Close()
+		return nil, nil, err
+	}
+	return log, sink, nil
 }
 
 // newLogger builds the process logger (STYLE 27: text for a terminal, JSON

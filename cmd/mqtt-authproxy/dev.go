@@ -53,11 +53,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	log, sink, err := newProcessLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	defer sink.Close()
 	dir, err := os.MkdirTemp("", "mqtt-authproxy-dev-")
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -104,7 +105,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ready := make(chan listening, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, cfg, log, 5*time.Second, ready) }()
+	go func() { errc <- serve(ctx, cfg, log, sink, 5*time.Second, ready) }()
 	select {
 	case b := <-ready:
 		host, port, _ := net.SplitHostPort(b.MQTT)

@@ -25,6 +25,7 @@ import (
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/admin"
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/listener"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/logsink"
 )
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -36,17 +37,18 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	log, sink, err := newProcessLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	defer sink.Close()
 	cfg, err := loadConfig(f)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if err := serve(ctx, cfg, log, *grace, nil); err != nil {
+	if err := serve(ctx, cfg, log, sink, *grace, nil); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
@@ -63,12 +65,16 @@ type listening struct {
 // serve is the composition root (STYLE §3): it builds the registry, the token
 // verifier, the policy store, the proxy, the listeners and the admin server,
 // runs them until ctx is done, then shuts down within grace.
-func serve(ctx context.Context, cfg proxy.Config, log *slog.Logger, grace time.Duration, ready chan<- listening) error {
+func serve(ctx context.Context, cfg proxy.Config, log *slog.Logger, sink *logsink.Writer, grace time.Duration, ready chan<- listening) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mqtt_authproxy_log_lines_dropped_total",
+			Help: "Log lines dropped because the log output did not take them in time.",
+		}, func() float64 { return float64(sink.Dropped()) }),
 	)
 	verifier, err := token.NewVerifier(cfg.Auth, token.Options{
 		Logger: log, Registerer: reg, MaxTokenSize: cfg.Limits.MaxAuthDataSize,

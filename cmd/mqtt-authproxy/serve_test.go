@@ -43,22 +43,10 @@ func waitLog(t *testing.T, logs *harness.SyncBuffer, msg, key string) string {
 // JWT auth, policy) and on SIGTERM (the cancelled signal context) sends
 // DISCONNECT 0x8B to clients and exits 0 within the grace period.
 func TestServeAndGracefulShutdown(t *testing.T) {
-	broker := harness.StartMosquitto(t)
-	idp, err := tokentest.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
-	_, path := validConfig(t)
 	logs := &harness.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	exit := make(chan int, 1)
-	go func() {
-		exit <- run(ctx, []string{"serve", "--config", path, "--log-format", "json", "--shutdown-grace", "5s",
-			"--set", "upstream.address=" + broker.Addr, "--set", "admin.address=127.0.0.1:0",
-			"--set", "auth.entra.authority=" + idp.URL()}, io.Discard, logs)
-	}()
+	idp, exit := startServe(ctx, t, logs)
 	mqttAddr := waitLog(t, logs, "mqtt listener", "address")
 	adminAddr := waitLog(t, logs, "admin listener", "address")
 
@@ -85,7 +73,8 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 		AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok), NoAutoClose: true})
 	// The proxy counts the connection just after its CONNACK has left, so
 	// the client may see the CONNACK first: poll.
-	wants := []string{"mqtt_authproxy_build_info", `mqtt_authproxy_connects_total{result="success"} 1`, "mqtt_authproxy_connections_active 1", "mqtt_authproxy_policy_last_reload_successful 1"}
+	wants := []string{"mqtt_authproxy_build_info", `mqtt_authproxy_connects_total{result="success"} 1`, "mqtt_authproxy_connections_active 1",
+		"mqtt_authproxy_policy_last_reload_successful 1", "mqtt_authproxy_log_lines_dropped_total 0"}
 	var missing []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		resp, err := http.Get("http://" + adminAddr + "/metrics")
@@ -127,6 +116,73 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), tok[strings.LastIndex(tok, ".")+1:]) {
 		t.Error("the token's signature appears in serve's logs")
+	}
+}
+
+// startServe runs `serve` with a valid configuration in front of a new
+// Mosquitto, trusting the identity provider it returns, its JSON log going
+// to stderr, until ctx ends; the channel gets its exit code.
+func startServe(ctx context.Context, t *testing.T, stderr io.Writer) (*tokentest.Issuer, <-chan int) {
+	broker := harness.StartMosquitto(t)
+	idp, err := tokentest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(idp.Close)
+	_, path := validConfig(t)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"serve", "--config", path, "--log-format", "json", "--shutdown-grace", "5s",
+			"--set", "upstream.address=" + broker.Addr, "--set", "admin.address=127.0.0.1:0",
+			"--set", "auth.entra.authority=" + idp.URL()}, io.Discard, stderr)
+	}()
+	return idp, exit
+}
+
+// stallingWriter passes writes to logs until stall is closed, then blocks
+// them until release is closed: a log pipe nobody reads.
+type stallingWriter struct {
+	logs           *harness.SyncBuffer
+	stall, release chan struct{}
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	select {
+	case <-w.stall:
+		<-w.release
+	default:
+	}
+	return w.logs.Write(p)
+}
+
+// Audit lines are written from the event loop's thread; a log output that
+// stops taking lines must not stop the connections (proxy/logsink), and
+// the lines it was late for are written once it takes them again.
+func TestServeKeepsServingWhileTheLogOutputStalls(t *testing.T) {
+	logs := &harness.SyncBuffer{}
+	out := &stallingWriter{logs: logs, stall: make(chan struct{}), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	idp, exit := startServe(ctx, t, out)
+	mqttAddr := waitLog(t, logs, "mqtt listener", "address")
+	tok, err := idp.MintEntra("11111111-2222-3333-4444-555555555555", "6f1d0000-0000-0000-0000-000000000001", 2, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(out.stall)
+	const clients = 20
+	for i := range clients {
+		// Each CONNECT writes an audit line.
+		harness.MustConnect(t, mqttAddr, harness.ClientOptions{ClientID: fmt.Sprintf("stall-%d", i), CleanStart: true,
+			AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+	}
+	close(out.release)
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	if n := strings.Count(logs.String(), `"event":"authentication","principal":"6f1d0000-0000-0000-0000-000000000001"`); n != clients {
+		t.Errorf("%d authentication audit lines after the output took lines again, want %d:\n%s", n, clients, logs.String())
 	}
 }
 
