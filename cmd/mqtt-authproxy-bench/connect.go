@@ -101,15 +101,18 @@ func runConnect(ctx context.Context, t *target, broker *process, s settings, dur
 }
 
 // sourceAddr is the loopback address worker w's n-th connection comes
-// from, 250 a worker, as if the clients were on many hosts. From one
-// address, connect(2) searches for a free port among the TIME_WAITs the
-// earlier connections left (the client closes first after DISCONNECT); on
-// 2026-11-29 that cost the bench's clients up to 45 µs per anonymous
-// CONNECT straight to Mosquitto, and more the younger the TIME_WAITs, so
-// the direct figure swung between 14,500 and 23,000/s with what had run in
-// the minute before. Through the proxy the clients did not pay it.
+// from (127.x.y.z: 250 a worker, from 127.1.0.0/16 up), as if the clients
+// were on many hosts. From one address, connect(2) searches for a free
+// port among the TIME_WAITs the earlier connections left (the client
+// closes first after DISCONNECT); on 2026-11-29 that cost the bench's
+// clients up to 45 µs per anonymous CONNECT straight to Mosquitto, and
+// more the younger the TIME_WAITs, so the direct figure swung between
+// 14,500 and 23,000/s with what had run in the minute before; through the
+// proxy the clients' CPU per CONNECT did not move with it. The hops' own
+// dials to Mosquitto over TCP still come from one address, as a sidecar's
+// would.
 func sourceAddr(w, n int) net.IP {
-	return net.IPv4(127, 1, byte(w), byte(1+n%250))
+	return net.IPv4(127, byte(1+w>>8), byte(w), byte(1+n%250))
 }
 
 // connectOnce performs one connection set-up and a clean disconnect.

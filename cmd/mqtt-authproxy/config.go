@@ -69,7 +69,8 @@ func loadConfig(f commonFlags) (proxy.Config, error) {
 func newProcessLogger(w io.Writer, format, level string) (*slog.Logger, *logsink.Writer, error) {
 	var log *slog.Logger
 	sink := logsink.New(w, logsink.Options{OnDrop: func(n uint64) {
-		log.Warn("log lines dropped: the log output did not take them in time", "lines", n)
+		// Error: the notice must pass every --log-level.
+		log.Error("log lines dropped: the log output did not take them in time", "lines", n)
 	}})
 	log, err := newLogger(sink, format, level)
 	if err != nil {

@@ -127,11 +127,11 @@ mosquitto_pub -h %s -p %s -V 5 -i pub1 -D connect authentication-method OAUTH2-J
 `, b.MQTT, b.Admin, broker.Addr, idp.URL(), devTenant, devPrincipal, policyFile, tok,
 			host, port, devPrincipal, host, port, devPrincipal)
 	case err := <-errc:
-		fmt.Fprintln(stderr, "serve:", err)
+		log.Error("serve failed", "err", err)
 		return 1
 	}
 	if err := <-errc; err != nil {
-		fmt.Fprintln(stderr, "serve:", err)
+		log.Error("serve failed", "err", err)
 		return 1
 	}
 	return 0

@@ -34,7 +34,9 @@ const keepSpare = 256 << 10
 
 // Options tunes a Writer; zero values take the defaults.
 type Options struct {
-	// MaxPending bounds the bytes waiting to be written.
+	// MaxPending bounds the bytes of the lines waiting to be written (the
+	// buffer holding them may take up to twice that, and the batch being
+	// written as much again).
 	MaxPending int
 	// FlushDelay is how long a line may wait for others to share its write.
 	FlushDelay time.Duration
@@ -57,7 +59,7 @@ type Writer struct {
 	pending []byte
 	spare   []byte
 	dropped uint64 // lines dropped since the last OnDrop
-	closed  bool   // Close has flushed: write through
+	closed  bool   // the goroutine has written its last batch
 
 	droppedTotal atomic.Uint64
 
@@ -93,14 +95,11 @@ func New(out io.Writer, opts Options) *Writer {
 
 // Write queues p, a whole line, for the destination. It reports success
 // even when the line is dropped: a logger has nothing better to do with an
-// error.
+// error. Lines written after Close are dropped (and counted): nothing may
+// wait for the destination.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return w.out.Write(p)
-	}
-	if len(w.pending)+len(p) > w.opts.MaxPending {
+	if w.closed || len(w.pending)+len(p) > w.opts.MaxPending {
 		w.dropped++
 		w.mu.Unlock()
 		w.droppedTotal.Add(1)
@@ -122,33 +121,19 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Dropped is how many lines have been dropped so far.
 func (w *Writer) Dropped() uint64 { return w.droppedTotal.Load() }
 
-// Close writes what is pending, waiting at most CloseTimeout for the
-// destination, and stops the goroutine; later lines are written through.
+// Close has the goroutine write what is pending and stop, waiting at most
+// CloseTimeout for it: a destination that stopped taking lines cannot hold
+// up the process's exit.
 func (w *Writer) Close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
-	}
-	w.mu.Unlock()
 	w.stopOnce.Do(func() { close(w.stop) })
 	t := time.NewTimer(w.opts.CloseTimeout)
 	defer t.Stop()
 	select {
 	case <-w.done:
+		return nil
 	case <-t.C:
 		return errors.New("logsink: the log output did not take the last lines in time")
 	}
-	// Lines queued after the goroutine's last batch.
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
-	if len(w.pending) > 0 {
-		_, err := w.out.Write(w.pending)
-		w.pending = nil
-		return err
-	}
-	return nil
 }
 
 // run is the writing goroutine: it waits for a first line, gives others
@@ -161,7 +146,7 @@ func (w *Writer) run() {
 		select {
 		case <-w.wake:
 		case <-w.stop:
-			w.flush()
+			w.drain()
 			return
 		}
 		delay.Reset(w.opts.FlushDelay)
@@ -171,9 +156,24 @@ func (w *Writer) run() {
 			delay.Stop()
 		case <-w.stop:
 			delay.Stop()
-			w.flush()
+			w.drain()
 			return
 		}
+		w.flush()
+	}
+}
+
+// drain writes until nothing is pending (an OnDrop notice may add a line),
+// then closes the Writer to further lines.
+func (w *Writer) drain() {
+	for {
+		w.mu.Lock()
+		if len(w.pending) == 0 {
+			w.closed = true
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
 		w.flush()
 	}
 }

@@ -15,12 +15,16 @@ type recorder struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
 	writes int
-	gate   chan struct{} // if set, each write waits for it to close
+	gate   chan struct{} // if set, writes after the first pass wait for it to close
+	pass   int
 	err    error
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
-	if r.gate != nil {
+	r.mu.Lock()
+	wait := r.gate != nil && r.writes >= r.pass
+	r.mu.Unlock()
+	if wait {
 		<-r.gate
 	}
 	r.mu.Lock()
@@ -162,6 +166,67 @@ func TestCloseGivesUpOnAStuckOutput(t *testing.T) {
 	if err := w.Close(); err == nil {
 		t.Error("Close returned nil while the output took nothing")
 	}
+}
+
+// Close gives up on an output that took a batch and then stopped, and
+// lines after Close are dropped rather than waited for.
+func TestCloseAndLaterLinesDoNotWaitForAStuckOutput(t *testing.T) {
+	out := &recorder{gate: make(chan struct{}), pass: 1}
+	defer close(out.gate)
+	w := New(out, Options{FlushDelay: time.Millisecond, CloseTimeout: 50 * time.Millisecond})
+	fmt.Fprintln(w, "taken")
+	for deadline := time.Now().Add(10 * time.Second); out.lines()[0] != "taken"; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first line was not written within 10 s")
+		}
+	}
+	fmt.Fprintln(w, "stuck")
+	returned := make(chan error, 1)
+	go func() {
+		returned <- w.Close()
+		fmt.Fprintln(w, "late")
+		returned <- w.Close()
+	}()
+	for i, want := range []bool{true, true} {
+		select {
+		case err := <-returned:
+			if (err != nil) != want {
+				t.Errorf("Close %d: %v", i+1, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Close %d, or the line after it, waited for the output", i+1)
+		}
+	}
+}
+
+func TestCloseIsIdempotentAndLateLinesCount(t *testing.T) {
+	out := &recorder{}
+	w := New(out, Options{})
+	fmt.Fprintln(w, "kept")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(w, "late")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.lines(); len(got) != 1 || got[0] != "kept" || w.Dropped() != 1 {
+		t.Errorf("lines %q, %d dropped; want [kept], 1", got, w.Dropped())
+	}
+}
+
+// Enough pending output is written without waiting for FlushDelay.
+func TestABigBatchLeavesAtOnce(t *testing.T) {
+	out := &recorder{}
+	w := New(out, Options{FlushDelay: time.Hour})
+	defer w.Close()
+	fmt.Fprintln(w, strings.Repeat("x", flushSize))
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if len(out.lines()[0]) == flushSize {
+			return
+		}
+	}
+	t.Fatal("a 64 KiB line waited for FlushDelay")
 }
 
 func TestFailedWritesCountAsDropped(t *testing.T) {
