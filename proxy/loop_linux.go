@@ -71,6 +71,9 @@ type eventLoop struct {
 	acceptors map[uint32]*loopAcceptor // listening sockets (native_linux.go)
 	next      uint32                   // last token handed out
 	again     []*loopConn              // connections that spent their turn with work left
+	// serving: the loop is handling a wake's events, and checks again
+	// before it waits, so a requeue meanwhile needs no wake.
+	serving bool
 }
 
 // loopMember is what an epoll event is for: a connection or a listener.
@@ -405,7 +408,16 @@ func (l *eventLoop) run(epfd, wakefd int) {
 			runtime.LockOSThread()
 			lastYield = now
 		}
-		n, err := unix.EpollWait(epfd, events, -1)
+		// Connections requeued during the last batch are served after
+		// whatever is ready now, without waiting for more.
+		l.mu.Lock()
+		l.serving = false
+		wait := -1
+		if len(l.again) > 0 {
+			wait = 0
+		}
+		l.mu.Unlock()
+		n, err := unix.EpollWait(epfd, events, wait)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -415,6 +427,7 @@ func (l *eventLoop) run(epfd, wakefd int) {
 			panic(os.NewSyscallError("epoll_wait", err))
 		}
 		l.mu.Lock()
+		l.serving = true
 		// Served after this wake's events: those that waited go first.
 		again := l.again
 		l.again = spare
@@ -425,7 +438,7 @@ func (l *eventLoop) run(epfd, wakefd int) {
 				_, _ = unix.Read(wakefd, buf[:])
 				if len(l.conns) == 0 && len(l.acceptors) == 0 {
 					clear(again) // all detached
-					l.running = false
+					l.running, l.serving = false, false
 					unix.Close(wakefd)
 					unix.Close(epfd)
 					l.mu.Unlock()
@@ -457,8 +470,10 @@ func (l *eventLoop) run(epfd, wakefd int) {
 }
 
 // requeue has the loop serve lc again after the events of its next wake,
-// which it makes happen at once. Once only: a connection already waiting
-// gets its turn there, however many events it had meanwhile. lc.mu is held.
+// which it makes happen at once: through the eventfd if the loop may be
+// waiting, not while it serves a batch (it then looks before it waits).
+// Once only: a connection already waiting gets its turn there, however many
+// events it had meanwhile. lc.mu is held.
 func (l *eventLoop) requeue(lc *loopConn) {
 	if lc.queued {
 		return
@@ -466,7 +481,7 @@ func (l *eventLoop) requeue(lc *loopConn) {
 	lc.queued = true
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.again) == 0 {
+	if len(l.again) == 0 && !l.serving {
 		l.wakeLocked()
 	}
 	l.again = append(l.again, lc)
