@@ -92,6 +92,10 @@ type conn struct {
 	aliases        []string
 	scratch        []byte
 	lastKADeadline time.Time
+	lastPublish    decisionCache
+
+	// Owned by the upstream pump.
+	lastReceive decisionCache
 
 	mu          sync.Mutex
 	subs        map[string]struct{}          // live subscription filters (SPEC 3.6)

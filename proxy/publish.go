@@ -19,6 +19,41 @@ func bytesView(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// maxCachedTopic bounds the topic a decisionCache keeps: a longer one is
+// decided each time rather than pinned on the connection.
+const maxCachedTopic = 256
+
+// decisionCache holds the last topic one direction of a connection decided
+// and the decision. A device publishes to (and receives) the same few
+// topics again and again; comparing a topic costs a fraction of deciding it
+// (the validity check and two trie walks, issue 5). It is keyed by the
+// session, which is replaced, never changed, when the grants change
+// (re-authentication, a policy reload), so new grants always decide anew.
+type decisionCache struct {
+	sess  *session
+	topic []byte
+	d     authz.Decision
+}
+
+// decide returns decide(topic) under sess, from the cache when the last
+// topic decided under sess was the same.
+func (dc *decisionCache) decide(sess *session, topic string, decide func(Grants, string) authz.Decision) authz.Decision {
+	if dc.sess == sess && string(dc.topic) == topic {
+		return dc.d
+	}
+	d := decide(sess.grants, topic)
+	if len(topic) > maxCachedTopic {
+		dc.sess = nil
+		return d
+	}
+	dc.sess, dc.topic, dc.d = sess, append(dc.topic[:0], topic...), d
+	return d
+}
+
+// decidePublish and decideReceive are the two directions' decisions.
+func decidePublish(g Grants, topic string) authz.Decision { return g.Publish(topic) }
+func decideReceive(g Grants, topic string) authz.Decision { return g.Receive(topic) }
+
 // clientPublish resolves a topic alias, authorizes the PUBLISH and forwards
 // it or answers it (SPEC 3.4, 4). Allowed packets without an alias go out as
 // their original bytes.
@@ -51,8 +86,7 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 		}
 		topic = c.aliases[pv.TopicAlias]
 	}
-	sess := c.sess.Load()
-	if d := sess.grants.Publish(topic); !d.Allowed {
+	if d := c.lastPublish.decide(c.sess.Load(), topic, decidePublish); !d.Allowed {
 		return c.denyPublish(&pv, topic, d)
 	}
 	if pv.TopicAlias != 0 {
@@ -117,7 +151,7 @@ func (c *conn) upstreamPublish(f packetcodec.Frame) *ending {
 		return &e
 	}
 	topic := bytesView(pv.Topic)
-	if d := c.sess.Load().grants.Receive(topic); d.Allowed {
+	if d := c.lastReceive.decide(c.sess.Load(), topic, decideReceive); d.Allowed {
 		return c.toClient(f.Raw)
 	}
 	c.srv.metrics.denials.WithLabelValues(authz.Receive.String()).Inc()

@@ -278,6 +278,38 @@ func TestPolicyReloadRevokesSubscription(t *testing.T) {
 	}
 }
 
+// SPEC 3.6: a policy reload decides the next PUBLISH of a live connection,
+// also on the topic it has just published to (the proxy remembers each
+// connection's last decision, keyed by the grants it was made under).
+func TestPolicyReloadRevokesPublish(t *testing.T) {
+	s := newPolicyStack(t, basePolicy)
+	a := s.connectAs(t, principalA, "pub-reload", nil)
+	own := "devices/" + principalA + "/telemetry/temp"
+	for range 2 {
+		// 0x10 (no matching subscribers) is a success too.
+		if resp := publish(t, a, &paho.Publish{Topic: own, QoS: 1, Payload: []byte("before")}); resp.ReasonCode >= 0x80 {
+			t.Fatalf("before the reload: PUBACK 0x%02x, want success", resp.ReasonCode)
+		}
+	}
+	grant := "roleDefinitionName: EventGrid TopicSpaces Publisher\n    scope: " + testNamespace + "/topicSpaces/telemetry"
+	revoked := strings.Replace(basePolicy, grant, strings.Replace(grant, "Publisher", "Subscriber", 1), 1)
+	if revoked == basePolicy {
+		t.Fatal("test policy edit did not apply")
+	}
+	if err := os.WriteFile(s.policyFile, []byte(revoked), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := a.Publish(ctx, &paho.Publish{Topic: own, QoS: 1, Payload: []byte("after")})
+	if resp == nil || resp.ReasonCode != 0x87 {
+		t.Fatalf("after the reload: PUBACK %+v (err %v), want 0x87", resp, err)
+	}
+}
+
 // SPEC 2.2, 3.6: re-authentication with a token whose groups lost a role
 // ends the connection holding the subscription that role allowed.
 func TestReauthGroupsLostRole(t *testing.T) {
