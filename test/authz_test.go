@@ -71,6 +71,22 @@ func newPolicyStack(t *testing.T, policyYAML string, mutate ...stackOption) *pol
 	return &policyStack{authStack: s, store: store, policyFile: file}
 }
 
+// reloadEdited writes policy with the first from replaced by to as the
+// policy file and reloads it (which re-checks the live connections).
+func (s *policyStack) reloadEdited(t *testing.T, policy, from, to string) {
+	t.Helper()
+	edited := strings.Replace(policy, from, to, 1)
+	if edited == policy {
+		t.Fatal("test policy edit did not apply")
+	}
+	if err := os.WriteFile(s.policyFile, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
 func (s *policyStack) connectAs(t *testing.T, oid, clientID string, extra map[string]any) *harness.Client {
 	t.Helper()
 	return harness.MustConnect(t, s.px.Addr, harness.ClientOptions{ClientID: clientID, CleanStart: true, KeepAlive: 30,
@@ -252,16 +268,7 @@ func TestPolicyReloadRevokesSubscription(t *testing.T) {
 	filter := "devices/" + principalA + "/commands/#"
 	subscribe(t, a, filter, 1)
 
-	revoked := strings.Replace(basePolicy, "scope: "+testNamespace+"/topicSpaces/commands", "scope: "+testNamespace+"/topicSpaces/telemetry", 1)
-	if revoked == basePolicy {
-		t.Fatal("test policy edit did not apply")
-	}
-	if err := os.WriteFile(s.policyFile, []byte(revoked), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.store.Reload(); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
+	s.reloadEdited(t, basePolicy, "scope: "+testNamespace+"/topicSpaces/commands", "scope: "+testNamespace+"/topicSpaces/telemetry")
 	d, closed := a.WaitClosed(5 * time.Second)
 	if !closed || d == nil || d.ReasonCode != 0x87 || d.Properties == nil || !strings.Contains(d.Properties.ReasonString, filter) {
 		t.Fatalf("after revocation: closed %v DISCONNECT %+v, want 0x87 naming %q", closed, d, filter)
@@ -292,16 +299,7 @@ func TestPolicyReloadRevokesPublish(t *testing.T) {
 		}
 	}
 	grant := "roleDefinitionName: EventGrid TopicSpaces Publisher\n    scope: " + testNamespace + "/topicSpaces/telemetry"
-	revoked := strings.Replace(basePolicy, grant, strings.Replace(grant, "Publisher", "Subscriber", 1), 1)
-	if revoked == basePolicy {
-		t.Fatal("test policy edit did not apply")
-	}
-	if err := os.WriteFile(s.policyFile, []byte(revoked), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.store.Reload(); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
+	s.reloadEdited(t, basePolicy, grant, strings.Replace(grant, "Publisher", "Subscriber", 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := a.Publish(ctx, &paho.Publish{Topic: own, QoS: 1, Payload: []byte("after")})
