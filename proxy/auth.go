@@ -139,11 +139,19 @@ func (c *conn) recheck() {
 	if c.state.Load() != stateRelay {
 		return
 	}
-	old := c.sess.Load()
-	sess := old
+	sess := c.sess.Load()
 	if p := c.srv.opts.Policy; p != nil {
-		sess = &session{id: old.id, grants: p.Grants(old.id, c.clientID), deadline: old.deadline}
-		c.sess.CompareAndSwap(old, sess)
+		// Compiled from the policy current now; if another re-check or a
+		// re-authentication swapped the session meanwhile, perhaps with
+		// grants of an older policy, compile again: the last swap must
+		// carry the current policy.
+		for {
+			old := c.sess.Load()
+			sess = &session{id: old.id, grants: p.Grants(old.id, c.clientID), deadline: old.deadline, gen: sessionGen.Add(1)}
+			if c.sess.CompareAndSwap(old, sess) {
+				break
+			}
+		}
 	}
 	if filter, denied := c.deniedSubscription(sess.grants); denied {
 		c.auditEvent("denial", "subscribe", filter, "deny", "subscription revoked", "")

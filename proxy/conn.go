@@ -58,7 +58,12 @@ type session struct {
 	id       *authz.Identity
 	grants   Grants
 	deadline time.Time // exp + skew; zero for anonymous
+	gen      uint64    // unique per session (sessionGen), never 0
 }
+
+// sessionGen numbers sessions, so that a decisionCache can tell them apart
+// without keeping a replaced one (and its grants) alive.
+var sessionGen atomic.Uint64
 
 // conn is one client connection and its upstream connection.
 type conn struct {

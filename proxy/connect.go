@@ -215,7 +215,7 @@ const AnonymousPrincipal = "anonymous"
 // newSession compiles the grants of id. Without a policy everything is
 // allowed (tests and the foundation stage only).
 func (c *conn) newSession(id *authz.Identity) *session {
-	s := &session{id: id, grants: allowAll{}}
+	s := &session{id: id, grants: allowAll{}, gen: sessionGen.Add(1)}
 	if p := c.srv.opts.Policy; p != nil {
 		s.grants = p.Grants(id, c.clientID)
 	}

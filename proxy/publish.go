@@ -27,10 +27,11 @@ const maxCachedTopic = 256
 // and the decision. A device publishes to (and receives) the same few
 // topics again and again; comparing a topic costs a fraction of deciding it
 // (the validity check and two trie walks, issue 5). It is keyed by the
-// session, which is replaced, never changed, when the grants change
-// (re-authentication, a policy reload), so new grants always decide anew.
+// session's number: a session is replaced, never changed, when the grants
+// change (re-authentication, a policy reload), so new grants always decide
+// anew.
 type decisionCache struct {
-	sess  *session
+	gen   uint64 // the session's; 0 when empty
 	topic []byte
 	d     authz.Decision
 }
@@ -38,15 +39,15 @@ type decisionCache struct {
 // decide returns decide(topic) under sess, from the cache when the last
 // topic decided under sess was the same.
 func (dc *decisionCache) decide(sess *session, topic string, decide func(Grants, string) authz.Decision) authz.Decision {
-	if dc.sess == sess && string(dc.topic) == topic {
+	if dc.gen == sess.gen && string(dc.topic) == topic {
 		return dc.d
 	}
 	d := decide(sess.grants, topic)
 	if len(topic) > maxCachedTopic {
-		dc.sess = nil
+		dc.gen = 0
 		return d
 	}
-	dc.sess, dc.topic, dc.d = sess, append(dc.topic[:0], topic...), d
+	dc.gen, dc.topic, dc.d = sess.gen, append(dc.topic[:0], topic...), d
 	return d
 }
 

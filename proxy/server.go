@@ -25,7 +25,9 @@ type Authenticator interface {
 
 // Grants answers authorization questions for one connection's identity.
 // Implementations must be safe for concurrent use and should not allocate:
-// they run on every packet.
+// they run on every packet. A Grants value's answer must depend on the
+// topic only: a connection reuses the decision for its last topic until it
+// gets new Grants (decisionCache).
 type Grants interface {
 	Publish(topic string) authz.Decision
 	Subscribe(filter string) authz.Decision
