@@ -64,8 +64,8 @@ func loadConfig(f commonFlags) (proxy.Config, error) {
 
 // newProcessLogger builds the process logger on a logsink.Writer over w:
 // no line, not even an audit line from the event loop, waits for w, and
-// lines w cannot take in time are dropped and counted (sink.Dropped) with
-// a warning once it takes lines again. Close the sink before exiting.
+// lines w cannot take in time are dropped and counted (sink.Dropped), with
+// an error line once it takes lines again. Close the sink before exiting.
 func newProcessLogger(w io.Writer, format, level string) (*slog.Logger, *logsink.Writer, error) {
 	var log *slog.Logger
 	sink := logsink.New(w, logsink.Options{OnDrop: func(n uint64) {

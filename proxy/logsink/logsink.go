@@ -1,8 +1,8 @@
 // Package logsink keeps a slow log destination from stalling the code that
-// logs. The proxy logs audit lines from its event loop's thread; a write(2)
-// per line there cost about 10 µs of CPU per connection (two lines each),
-// and a destination that stopped reading (a full pipe) would have stopped
-// every connection on the loop. A Writer instead appends each line to a
+// logs. The proxy logs audit lines from its event loop's thread: with a
+// write(2) per line there, a destination that stopped reading (a full pipe)
+// stopped every connection on the loop, and each line cost a system call
+// on the loop's thread. A Writer instead appends each line to a
 // bounded buffer and one goroutine writes the buffer out, at most
 // FlushDelay after its first line, in one write per batch. While the
 // destination lags, lines that do not fit are dropped and counted, never
