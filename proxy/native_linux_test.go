@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+	"github.com/mqtt-authproxy/mqtt-authproxy/test/syncbuf"
 )
 
 // These tests drive connections that live on the loop from accept
@@ -973,22 +973,7 @@ func TestNewNativeTarget(t *testing.T) {
 }
 
 // syncBuffer is a log sink for tests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // A log line written after the client has gone still names it: the
 // address is taken at accept (a review found ":0" once the socket was

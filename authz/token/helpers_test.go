@@ -1,7 +1,6 @@
 package token_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token/tokentest"
+	"github.com/mqtt-authproxy/mqtt-authproxy/test/syncbuf"
 )
 
 const (
@@ -52,23 +52,8 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink for tests.
+type syncBuffer = syncbuf.Buffer
 
 // fixture is a loopback IdP and a verifier trusting it twice: as Entra
 // tenant `tenant` (authority = IdP URL) and as a generic OIDC issuer (IdP

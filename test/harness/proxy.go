@@ -1,17 +1,16 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
+	"github.com/mqtt-authproxy/mqtt-authproxy/test/syncbuf"
 )
 
 // Proxy is an in-process proxy serving on a loopback listener.
@@ -25,24 +24,7 @@ type Proxy struct {
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type SyncBuffer = syncbuf.Buffer
 
 // UpstreamConfig returns the default proxy config pointing at upstream.
 func UpstreamConfig(upstream string) proxy.Config {
