@@ -62,13 +62,15 @@ type Config struct {
 }
 
 // EntraConfig trusts Microsoft Entra ID tenants. For each tenant both token
-// versions are accepted: v1 (iss https://sts.windows.net/{tid}/) and v2 (iss
+// versions are accepted: v1 (iss https://sts.windows.net/{tid}/, in Azure
+// China https://sts.chinacloudapi.cn/{tid}/) and v2 (iss
 // {authority}/{tid}/v2.0), verified with {authority}/{tid}/discovery/v2.0/keys
 // (SPEC 2.1). Their method is OAUTH2-JWT and their principal claim oid.
 type EntraConfig struct {
 	// Tenants are tenant ids (GUIDs, as in the tid claim). Default: none.
 	Tenants []string `mapstructure:"tenants"`
-	// Authority is the login endpoint: overridable for sovereign clouds and
+	// Authority is the login endpoint: overridable for sovereign clouds
+	// (https://login.microsoftonline.us, https://login.chinacloudapi.cn) and
 	// tests. Default: https://login.microsoftonline.com.
 	Authority string `mapstructure:"authority"`
 }
@@ -165,7 +167,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		t = strings.ToLower(t)
-		claim(entraV1Issuer(t), key)
+		claim(entraV1Issuer(authority, t), key)
 		claim(entraV2Issuer(authority, t), key)
 	}
 	if len(c.Entra.Tenants) > 0 && len(c.Audiences) == 0 {
@@ -245,7 +247,19 @@ func checkHTTPURL(s string) error {
 }
 
 // entraV1Issuer is the iss of a v1 access token of tenant tid (SPEC 2.1).
-func entraV1Issuer(tid string) string { return "https://sts.windows.net/" + tid + "/" }
+// Its host is not the authority's: the public cloud and US Government
+// issue v1 tokens as sts.windows.net, Azure China (21Vianet) as
+// sts.chinacloudapi.cn, whichever of its two login hosts the authority is.
+func entraV1Issuer(authority, tid string) string {
+	sts := "https://sts.windows.net/"
+	if u, err := url.Parse(authority); err == nil {
+		switch strings.ToLower(u.Hostname()) {
+		case "login.chinacloudapi.cn", "login.partner.microsoftonline.cn":
+			sts = "https://sts.chinacloudapi.cn/"
+		}
+	}
+	return sts + tid + "/"
+}
 
 // entraV2Issuer is the iss of a v2 access token of tenant tid; it is also the
 // Identity.Issuer of both versions.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +80,19 @@ type fixtureOptions struct {
 	maxSize   int
 	// noVerifiedCache verifies every token in full (token.Options).
 	noVerifiedCache bool
+	// reroute sends every fetch to the IdP, whatever its URL's host: the
+	// configuration may then name hosts unreachable here (a sovereign
+	// cloud's authority).
+	reroute bool
+}
+
+// rerouteTransport sends every request to target's scheme and host.
+type rerouteTransport struct{ target *url.URL }
+
+func (rt rerouteTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.URL.Scheme, r.URL.Host, r.Host = rt.target.Scheme, rt.target.Host, ""
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -100,7 +115,16 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.config != nil {
 		o.config(&f.cfg)
 	}
+	var client *http.Client
+	if o.reroute {
+		target, err := url.Parse(idp.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		client = &http.Client{Transport: rerouteTransport{target}, Timeout: 10 * time.Second}
+	}
 	f.v, err = token.NewVerifier(f.cfg, token.Options{
+		HTTPClient:      client,
 		Logger:          slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:      f.reg,
 		Now:             now,

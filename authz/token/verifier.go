@@ -131,7 +131,7 @@ func NewVerifier(cfg Config, opts Options) (*Verifier, error) {
 			principalClaim: "oid", audiences: cfg.Audiences,
 		}
 		is.keys = newCache(is.id, &jwksURLSource{client: v.client, url: entraKeysURL(authority, tid)})
-		v.byIss[entraV1Issuer(tid)] = is
+		v.byIss[entraV1Issuer(authority, tid)] = is
 		v.byIss[is.id] = is
 		v.methods[is.method] = true
 	}

@@ -334,6 +334,42 @@ func TestSamePrincipalAcrossVersions(t *testing.T) {
 	}
 }
 
+// A tenant in a sovereign cloud is configured by its authority alone: v2
+// tokens carry the authority as issuer, v1 tokens the cloud's STS host
+// (sts.windows.net but in Azure China), and no other cloud's v1 issuer is
+// taken for it.
+func TestSovereignCloudIssuers(t *testing.T) {
+	const (
+		stsPublic = "https://sts.windows.net/"
+		stsChina  = "https://sts.chinacloudapi.cn/"
+	)
+	tests := []struct {
+		authority   string
+		v1, wrongV1 string
+	}{
+		{"https://login.microsoftonline.com", stsPublic, stsChina},
+		{"https://login.microsoftonline.us", stsPublic, stsChina},
+		{"https://login.chinacloudapi.cn", stsChina, stsPublic},
+		{"https://login.partner.microsoftonline.cn/", stsChina, stsPublic},
+	}
+	for _, tt := range tests {
+		t.Run(tt.authority, func(t *testing.T) {
+			f := newFixture(t, fixtureOptions{reroute: true, config: func(c *token.Config) {
+				c.Entra.Authority = tt.authority
+				c.Issuers = nil
+			}})
+			v2 := strings.TrimSuffix(tt.authority, "/") + "/" + tenant + "/v2.0"
+			for _, iss := range []string{v2, tt.v1 + tenant + "/"} {
+				if err := f.verify(f.mint(t, f.entraClaims(map[string]any{"iss": iss}))); err != nil {
+					t.Errorf("iss %s: got %v, want accepted", iss, err)
+				}
+			}
+			err := f.verify(f.mint(t, f.entraClaims(map[string]any{"iss": tt.wrongV1 + tenant + "/"})))
+			checkSentinel(t, err, token.ErrIssuer)
+		})
+	}
+}
+
 func TestSupportsMethod(t *testing.T) {
 	f := newFixture(t, fixtureOptions{noRun: true, config: func(c *token.Config) {
 		c.Issuers[0].Method = token.MethodCustomJWT
