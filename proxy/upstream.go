@@ -18,7 +18,10 @@ import (
 )
 
 // isolate maps the client id upstream (SPEC 3.5) so that two principals can
-// never share or take over each other's broker session.
+// never share or take over each other's broker session. The mapping must be
+// one-to-one, and authentication names may contain '/' (a generic issuer's
+// sub, such as GitHub's repo:org/repo:ref:…): name "a" with client id "b/c"
+// and name "a/b" with client id "c" must not meet at "a/b/c".
 func (c *conn) isolate(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 	name := id.AuthenticationName
 	c.clientID = cp.ClientID
@@ -26,6 +29,12 @@ func (c *conn) isolate(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 	case IsolationOff:
 		c.upstreamID = cp.ClientID
 	case IsolationOwner:
+		// The owner of a client id is what precedes its first '/', so
+		// a name with a '/' could claim another principal's ids.
+		if strings.Contains(name, "/") {
+			return &refusal{code: packets.ConnackInvalidClientID, label: resultInvalidClientID,
+				reason: "session isolation 'owner' needs an authentication name without '/'; this principal needs 'prefix'"}
+		}
 		if c.clientID == "" {
 			c.clientID = name + "/" + randomID()
 		} else if c.clientID != name && !strings.HasPrefix(c.clientID, name+"/") {
@@ -37,9 +46,19 @@ func (c *conn) isolate(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 		if c.clientID == "" {
 			c.clientID = randomID()
 		}
-		c.upstreamID = name + "/" + c.clientID
+		c.upstreamID = upstreamPrefix(name) + "/" + c.clientID
 	}
 	return nil
+}
+
+// upstreamPrefix is name with '%' and '/' percent-encoded, so the first '/'
+// of an upstream client id ends the name. Names without either (Entra
+// object ids) are unchanged.
+func upstreamPrefix(name string) string {
+	if !strings.ContainsAny(name, "%/") {
+		return name
+	}
+	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(name)
 }
 
 // randomID returns a client id for clients that sent none [MQTT-3.1.3-6].

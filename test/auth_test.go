@@ -530,6 +530,62 @@ func TestSessionIsolationPrefix(t *testing.T) {
 	}
 }
 
+// SPEC 3.5: authentication names may contain '/' (a generic issuer's sub).
+// Principal "A/a" must not resume principal A's session: unescaped, prefix
+// mode maps A's client id "a/x" and "A/a"'s "x" both to "A/a/x", and owner
+// mode lets both own the client id "A/a/x".
+func TestSessionIsolationNamesWithSlash(t *testing.T) {
+	tests := []struct {
+		mode           proxy.Isolation
+		first, second  string // client ids of A and of "A/a"
+		wantSecondCode byte   // 0: connects without A's session
+	}{
+		{proxy.IsolationPrefix, "a/x", "x", 0},
+		{proxy.IsolationOwner, principalA + "/a/x", principalA + "/a/x", packets.ConnackInvalidClientID},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			s := newAuthStack(t, func(c *proxy.Config, _ *proxy.Options, _ *token.Config) { c.Session.Isolation = tt.mode })
+			connect := func(clientID, principal string) (*harness.Client, error) {
+				return harness.Connect(t, s.px.Addr, harness.ClientOptions{ClientID: clientID, CleanStart: false, SessionExp: 300,
+					AuthMethod: "OAUTH2-JWT", AuthData: []byte(s.mint(t, principal, time.Hour, nil)), NoAutoClose: true})
+			}
+			a, err := connect(tt.first, principalA)
+			if err != nil {
+				t.Fatalf("principal A: %v", err)
+			}
+			if err := a.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
+				t.Fatal(err)
+			}
+			// Control: A itself resumes its session, so SessionPresent below
+			// would tell.
+			if a, err = connect(tt.first, principalA); err != nil || !a.Connack.SessionPresent {
+				t.Fatalf("principal A did not resume its own session: %v", err)
+			}
+			_ = a.Disconnect(&paho.Disconnect{ReasonCode: 0})
+
+			other := principalA + "/a"
+			b, err := connect(tt.second, other)
+			if tt.wantSecondCode == 0 {
+				if err != nil {
+					t.Fatalf("principal %q: %v", other, err)
+				}
+				if b.Connack.SessionPresent {
+					t.Errorf("principal %q resumed principal A's session", other)
+				}
+				_ = b.Disconnect(&paho.Disconnect{ReasonCode: 0})
+				return
+			}
+			if err == nil || b.Connack == nil || b.Connack.ReasonCode != tt.wantSecondCode {
+				t.Fatalf("principal %q: err %v CONNACK %+v, want 0x%02X", other, err, b.Connack, tt.wantSecondCode)
+			}
+			if p := b.Connack.Properties; p == nil || !strings.Contains(p.ReasonString, "without '/'") {
+				t.Errorf("reason %+v does not say why", p)
+			}
+		})
+	}
+}
+
 // SPEC 3.5: with an empty client id the proxy assigns one and returns it.
 func TestAssignedClientID(t *testing.T) {
 	s := newAuthStack(t)
