@@ -147,7 +147,8 @@ func (c *conn) recheck() {
 		// carry the current policy.
 		for {
 			old := c.sess.Load()
-			sess = &session{id: old.id, grants: p.Grants(old.id, c.clientID), deadline: old.deadline, gen: sessionGen.Add(1)}
+			epoch := c.srv.policyEpoch.Load()
+			sess = &session{id: old.id, grants: p.Grants(old.id, c.clientID), deadline: old.deadline, gen: sessionGen.Add(1), epoch: epoch}
 			if c.sess.CompareAndSwap(old, sess) {
 				break
 			}

@@ -59,6 +59,10 @@ type session struct {
 	grants   Grants
 	deadline time.Time // exp + skew; zero for anonymous
 	gen      uint64    // unique per session (sessionGen), never 0
+	// epoch is the Server's policyEpoch read before grants were compiled:
+	// a session older than the current epoch may hold a replaced policy's
+	// grants.
+	epoch uint64
 }
 
 // sessionGen numbers sessions, so that a decisionCache can tell them apart

@@ -137,7 +137,15 @@ func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 // established records a connection that has its CONNACK and relays from
 // here (state is stateRelay).
 func (c *conn) established() {
-	c.armExpiry(c.sess.Load().deadline)
+	sess := c.sess.Load()
+	if sess.epoch != c.srv.policyEpoch.Load() {
+		// The policy was reloaded after admit compiled the grants, and
+		// Recheck passed this connection by while it was in its
+		// handshake. state is stateRelay already, so a later reload's
+		// Recheck cannot miss it either (SPEC 3.6).
+		c.recheck()
+	}
+	c.armExpiry(sess.deadline)
 	c.srv.metrics.connects.WithLabelValues(resultSuccess).Inc()
 	c.auditEvent("authentication", "connect", "", "allow", "", c.method)
 	c.debug("connected", "upstream_client_id", c.upstreamID)
@@ -215,7 +223,7 @@ const AnonymousPrincipal = "anonymous"
 // newSession compiles the grants of id. Without a policy everything is
 // allowed (tests and the foundation stage only).
 func (c *conn) newSession(id *authz.Identity) *session {
-	s := &session{id: id, grants: allowAll{}, gen: sessionGen.Add(1)}
+	s := &session{id: id, grants: allowAll{}, gen: sessionGen.Add(1), epoch: c.srv.policyEpoch.Load()}
 	if p := c.srv.opts.Policy; p != nil {
 		s.grants = p.Grants(id, c.clientID)
 	}

@@ -100,6 +100,8 @@ type Server struct {
 	// loops relay connections whose sockets are both plain (loop_linux.go).
 	loops    []*eventLoop
 	nextLoop atomic.Uint32
+	// policyEpoch counts Recheck calls (policy reloads); see session.epoch.
+	policyEpoch atomic.Uint64
 	// native: the broker's address for connections that live on a loop
 	// from accept (native_linux.go); unset when they cannot.
 	native nativeTarget
@@ -272,6 +274,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // is ended with DISCONNECT 0x87 naming the filter. Call it after a policy
 // reload.
 func (s *Server) Recheck() {
+	// Before looking at the connections: one whose handshake compiled
+	// grants from the replaced policy sees the new epoch once it relays
+	// (established), or relays already and is re-checked here.
+	s.policyEpoch.Add(1)
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {

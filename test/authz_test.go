@@ -3,9 +3,11 @@ package test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/policy"
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
@@ -66,7 +69,8 @@ func newPolicyStack(t *testing.T, policyYAML string, mutate ...stackOption) *pol
 		t.Fatalf("load policy: %v", err)
 	}
 	withPolicy := func(_ *proxy.Config, o *proxy.Options, _ *token.Config) { o.Policy = proxy.StorePolicy(store) }
-	s := newAuthStack(t, append(mutate, withPolicy)...)
+	// The store's policy first, so that an option may wrap it.
+	s := newAuthStack(t, append([]stackOption{withPolicy}, mutate...)...)
 	store.OnReload(func(*policy.Snapshot) { s.px.Server.Recheck() })
 	return &policyStack{authStack: s, store: store, policyFile: file}
 }
@@ -305,6 +309,73 @@ func TestPolicyReloadRevokesPublish(t *testing.T) {
 	resp, err := a.Publish(ctx, &paho.Publish{Topic: own, QoS: 1, Payload: []byte("after")})
 	if resp == nil || resp.ReasonCode != 0x87 {
 		t.Fatalf("after the reload: PUBACK %+v (err %v), want 0x87", resp, err)
+	}
+}
+
+// heldPolicy holds the first Grants call for clientID, after it has read
+// the policy, until release is closed: a handshake held between compiling
+// its grants and relaying.
+type heldPolicy struct {
+	proxy.Policy
+	clientID string
+	once     sync.Once
+	compiled chan struct{}
+	release  chan struct{}
+}
+
+func (p *heldPolicy) Grants(id *authz.Identity, clientID string) proxy.Grants {
+	g := p.Policy.Grants(id, clientID)
+	if clientID == p.clientID {
+		p.once.Do(func() {
+			close(p.compiled)
+			<-p.release
+		})
+	}
+	return g
+}
+
+// SPEC 3.6: a reload that lands while a client's handshake is between
+// compiling its grants and relaying still decides that connection: the
+// re-check passes handshakes by, so the connection re-checks itself.
+func TestPolicyReloadDuringHandshake(t *testing.T) {
+	held := &heldPolicy{clientID: "mid-handshake", compiled: make(chan struct{}), release: make(chan struct{})}
+	s := newPolicyStack(t, basePolicy, func(_ *proxy.Config, o *proxy.Options, _ *token.Config) {
+		held.Policy = o.Policy
+		o.Policy = held
+	})
+	tok := s.mint(t, principalA, time.Hour, nil)
+	type result struct {
+		c   *harness.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := net.DialTimeout("tcp", s.px.Addr, 5*time.Second)
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		c, err := harness.ConnectOver(t, nc, harness.ClientOptions{ClientID: held.clientID, CleanStart: true, KeepAlive: 30,
+			AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+		done <- result{c, err}
+	}()
+	select {
+	case <-held.compiled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handshake never compiled its grants")
+	}
+	grant := "roleDefinitionName: EventGrid TopicSpaces Publisher\n    scope: " + testNamespace + "/topicSpaces/telemetry"
+	s.reloadEdited(t, basePolicy, grant, strings.Replace(grant, "Publisher", "Subscriber", 1))
+	close(held.release)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("connect: %v", r.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := r.c.Publish(ctx, &paho.Publish{Topic: "devices/" + principalA + "/telemetry/temp", QoS: 1, Payload: []byte("revoked")})
+	if resp == nil || resp.ReasonCode != 0x87 {
+		t.Fatalf("PUBLISH revoked during the handshake: PUBACK %+v (err %v), want 0x87", resp, err)
 	}
 }
 
