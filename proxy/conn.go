@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eclipse/paho.golang/packets"
 
@@ -89,6 +90,8 @@ type conn struct {
 	upstreamID  string // as the broker knows it (SPEC 3.5)
 	method      string // Authentication Method, "" for anonymous
 	problemInfo bool   // Request Problem Information (default true)
+	// clientMaxPacket is the client's Maximum Packet Size; 0 if it set none.
+	clientMaxPacket uint32
 	keepAlive   time.Duration
 	aliasMax    uint16
 
@@ -367,9 +370,7 @@ func (c *conn) finalEnding(e ending) ending {
 func (c *conn) queueFinal(e ending) {
 	if e.clientCode != noDisconnect {
 		d := &packets.Disconnect{ReasonCode: byte(e.clientCode), Properties: &packets.Properties{}}
-		if c.problemInfo {
-			d.Properties.ReasonString = e.reason
-		}
+		d.Properties.ReasonString = c.reasonString(e.reason, 0)
 		_ = c.cw.WritePacket(d)
 	}
 	if e.upstreamClean {
@@ -462,6 +463,46 @@ func (c *conn) refreshKeepAlive() {
 	}
 	c.lastKADeadline = now
 	_ = c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+}
+
+// maxReasonString bounds the reason strings the proxy writes. They quote
+// topics and filters, each up to 65,535 bytes; whole, they could make an
+// answer the encoder refuses (a property string is at most 65,535 bytes),
+// and the client would be dropped without it.
+const maxReasonString = 512
+
+// fixedAnswerSize bounds the bytes of a packet the proxy makes besides its
+// Reason String and the variable parts its callers count (reason codes,
+// Authentication Method): fixed header, packet id, reason code, property
+// lengths and identifiers.
+const fixedAnswerSize = 24
+
+// reasonString is s as the Reason String of a packet the proxy makes, with
+// other bytes of variable parts besides: "" if the client asked for no
+// problem information; cut (at a rune boundary, marked "…") to
+// maxReasonString and to what the client's Maximum Packet Size leaves, as
+// a server must not exceed it and may drop the Reason String to fit
+// [MQTT-3.1.2-25, MQTT-3.4.2-2].
+func (c *conn) reasonString(s string, other int) string {
+	if !c.problemInfo || s == "" {
+		return ""
+	}
+	limit := maxReasonString
+	if m := c.clientMaxPacket; m != 0 {
+		limit = min(limit, int(m)-fixedAnswerSize-other)
+	}
+	if len(s) <= limit {
+		return s
+	}
+	const mark = "…"
+	if limit < len(mark)+1 {
+		return ""
+	}
+	cut := limit - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // auditEvent writes one audit line with the fixed schema of STYLE 30.

@@ -107,6 +107,9 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 		return nil
 	}
 	c.problemInfo = cp.Properties == nil || cp.Properties.RequestProblemInfo == nil || *cp.Properties.RequestProblemInfo != 0
+	if cp.Properties != nil && cp.Properties.MaximumPacketSize != nil {
+		c.clientMaxPacket = *cp.Properties.MaximumPacketSize
+	}
 	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
 	c.clientID = cp.ClientID // for the audit of a refusal; isolate may assign one
 	c.logWith("client_id", cp.ClientID)
@@ -250,9 +253,7 @@ func (c *conn) sendRefusal(r refusal) {
 // queueRefusal queues the CONNACK of r.
 func (c *conn) queueRefusal(r refusal) {
 	ack := &packets.Connack{ReasonCode: r.code, Properties: &packets.Properties{}}
-	if c.problemInfo && r.reason != "" {
-		ack.Properties.ReasonString = r.reason
-	}
+	ack.Properties.ReasonString = c.reasonString(r.reason, len(c.method))
 	if c.method != "" {
 		ack.Properties.AuthMethod = c.method
 	}

@@ -108,10 +108,7 @@ func (c *conn) denyPublish(pv *packetcodec.PublishView, topic string, d authz.De
 	c.srv.metrics.denials.WithLabelValues(authz.Publish.String()).Inc()
 	reason := fmt.Sprintf("publish to '%s' not allowed: %s", topic, denyText(d, "publish"))
 	c.auditEvent("denial", "publish", topic, "deny", d.Reason.String(), d.TopicSpace)
-	props := &packets.Properties{}
-	if c.problemInfo {
-		props.ReasonString = reason
-	}
+	props := &packets.Properties{ReasonString: c.reasonString(reason, 0)}
 	var err error
 	switch pv.QoS {
 	case 1:

@@ -52,10 +52,8 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 		reason = fmt.Sprintf("subscribe to '%s' not allowed: no topic space grants subscribe", strings.Join(denied, "', '"))
 	}
 	if len(allowed) == 0 {
-		ack := &packets.Suback{PacketID: sub.PacketID, Reasons: reasons, Properties: &packets.Properties{}}
-		if c.problemInfo {
-			ack.Properties.ReasonString = reason
-		}
+		ack := &packets.Suback{PacketID: sub.PacketID, Reasons: reasons,
+			Properties: &packets.Properties{ReasonString: c.reasonString(reason, len(reasons))}}
 		if err := c.cw.WritePacket(ack); err != nil {
 			e := clientWriteFailed(err)
 			return &e
@@ -130,8 +128,8 @@ func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
 	if ack.Properties == nil {
 		ack.Properties = &packets.Properties{}
 	}
-	if c.problemInfo && ack.Properties.ReasonString == "" {
-		ack.Properties.ReasonString = p.reason
+	if ack.Properties.ReasonString == "" {
+		ack.Properties.ReasonString = c.reasonString(p.reason, len(p.reasons))
 	}
 	ack.Reasons = p.reasons
 	if err := c.cw.WritePacket(ack); err != nil {

@@ -379,6 +379,58 @@ func TestPolicyReloadDuringHandshake(t *testing.T) {
 	}
 }
 
+// SPEC 3.4: a denial quoting a very long topic or filter is still answered,
+// its Reason String cut to at most 512 bytes and to the client's Maximum
+// Packet Size (a whole 65,497-byte topic made an answer the encoder
+// refused, and the client was dropped without one).
+func TestDenialsOfLongTopicsAreAnswered(t *testing.T) {
+	s := newPolicyStack(t, basePolicy)
+	long := "denied/" + strings.Repeat("x", 65_490)
+	tests := []struct {
+		name      string
+		maxPacket uint32 // the client's Maximum Packet Size; 0 for none
+		topic     string
+		maxReason int
+	}{
+		{"topic of 65,497 bytes", 0, long, 512},
+		{"client Maximum Packet Size 64", 64, "denied/" + strings.Repeat("y", 100), 64 - 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := harness.ClientOptions{ClientID: "long-" + fmt.Sprint(tt.maxPacket), CleanStart: true, KeepAlive: 30,
+				AuthMethod: "OAUTH2-JWT", AuthData: []byte(s.mint(t, principalA, time.Hour, nil))}
+			if tt.maxPacket != 0 {
+				o.Properties = &paho.ConnectProperties{MaximumPacketSize: &tt.maxPacket}
+			}
+			c := harness.MustConnect(t, s.px.Addr, o)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := c.Publish(ctx, &paho.Publish{Topic: tt.topic, QoS: 1, Payload: []byte("x")})
+			if resp == nil || resp.ReasonCode != 0x87 {
+				t.Fatalf("PUBACK %+v (err %v), want 0x87", resp, err)
+			}
+			reason := ""
+			if resp.Properties != nil {
+				reason = resp.Properties.ReasonString
+			}
+			if reason == "" || len(reason) > tt.maxReason || !strings.HasPrefix(reason, "publish to 'denied/") {
+				t.Errorf("PUBACK reason of %d bytes %.60q, want a cut reason of at most %d bytes", len(reason), reason, tt.maxReason)
+			}
+			if tt.maxPacket != 0 {
+				return
+			}
+			// paho reports a SUBACK refusing every filter as an error too.
+			ack, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: tt.topic + "/#", QoS: 1}}})
+			if ack == nil || len(ack.Reasons) != 1 || ack.Reasons[0] != 0x87 {
+				t.Fatalf("SUBACK %+v (err %v), want one 0x87", ack, err)
+			}
+			if r := ack.Properties.ReasonString; r == "" || len(r) > tt.maxReason {
+				t.Errorf("SUBACK reason of %d bytes, want 1 to %d", len(r), tt.maxReason)
+			}
+		})
+	}
+}
+
 // SPEC 2.2, 3.6: re-authentication with a token whose groups lost a role
 // ends the connection holding the subscription that role allowed.
 func TestReauthGroupsLostRole(t *testing.T) {
