@@ -92,8 +92,8 @@ type conn struct {
 	problemInfo bool   // Request Problem Information (default true)
 	// clientMaxPacket is the client's Maximum Packet Size; 0 if it set none.
 	clientMaxPacket uint32
-	keepAlive   time.Duration
-	aliasMax    uint16
+	keepAlive       time.Duration
+	aliasMax        uint16
 
 	sess atomic.Pointer[session]
 	// clientLeft is set when the client sent DISCONNECT; it then decides
