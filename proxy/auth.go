@@ -46,6 +46,7 @@ func (c *conn) clientAuth(f packetcodec.Frame) *ending {
 	if method != c.method {
 		// [MQTT-4.12.1-1]: re-authentication uses the CONNECT's method.
 		c.srv.metrics.reauths.WithLabelValues(reauthBadMethod).Inc()
+		c.auditEvent("authentication", "reauthenticate", "", "deny", "bad authentication method", method)
 		return &ending{cause: "reauth_failed", clientCode: packets.ConnackBadAuthenticationMethod, // 0x8C is valid in DISCONNECT too
 			reason: fmt.Sprintf("re-authentication must use method %s", c.method)}
 	}
@@ -127,7 +128,7 @@ func (c *conn) armExpiry(deadline time.Time) {
 		if cur := c.sess.Load(); cur == nil || cur.deadline.After(deadline) {
 			return // re-authenticated meanwhile
 		}
-		c.auditEvent("disconnect", "expiry", "", "deny", "token expired", "")
+		// The disconnect's audit line is closeEnded's, as for every end.
 		c.stop(ending{cause: "token_expired", clientCode: packets.DisconnectMaximumConnectTime,
 			reason: "token expired", upstreamClean: !c.srv.cfg.Session.WillOnExpiry})
 	})

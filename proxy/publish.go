@@ -149,11 +149,12 @@ func (c *conn) upstreamPublish(f packetcodec.Frame) *ending {
 		return &e
 	}
 	topic := bytesView(pv.Topic)
-	if d := c.lastReceive.decide(c.sess.Load(), topic, decideReceive); d.Allowed {
+	d := c.lastReceive.decide(c.sess.Load(), topic, decideReceive)
+	if d.Allowed {
 		return c.toClient(f.Raw)
 	}
 	c.srv.metrics.denials.WithLabelValues(authz.Receive.String()).Inc()
-	c.auditEvent("denial", "receive", topic, "deny", "no_grant", "")
+	c.auditEvent("denial", "receive", topic, "deny", d.Reason.String(), d.TopicSpace)
 	var err error
 	switch pv.QoS {
 	case 1:

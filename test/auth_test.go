@@ -417,12 +417,17 @@ func TestReauthFailures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("connect: %v", err)
 			}
+			denial := map[string]string{"event": "authentication", "operation": "reauthenticate", "decision": "deny", "client_id": "r"}
+			before := harness.CountAudit(s.px.Logs.String(), denial)
 			resp := reauth(t, c, tt.method, tt.token())
 			if resp.Success || resp.ReasonCode != tt.wantCode {
 				t.Errorf("re-auth answered %+v, want DISCONNECT 0x%02x", resp, tt.wantCode)
 			}
 			if _, closed := c.WaitClosed(5 * time.Second); !closed {
 				t.Errorf("connection still open after failed re-authentication")
+			}
+			if n := harness.CountAudit(s.px.Logs.String(), denial) - before; n != 1 {
+				t.Errorf("%d re-authentication denials audited, want 1", n)
 			}
 		})
 	}
@@ -462,6 +467,10 @@ func TestExpiryWithoutReauth(t *testing.T) {
 	}
 	if late := ended.Sub(exp.Add(time.Second)); late > time.Second+500*time.Millisecond {
 		t.Errorf("ended %s after exp + skew, want within 1 s", late)
+	}
+	// SPEC 6: one line per disconnect.
+	if n := harness.CountAudit(s.px.Logs.String(), map[string]string{"event": "disconnect", "client_id": "short"}); n != 1 {
+		t.Errorf("%d disconnect audit lines, want 1:\n%s", n, s.px.Logs.String())
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
@@ -144,16 +145,7 @@ func TestPublishEnforcement(t *testing.T) {
 		t.Errorf("direct subscriber got %v, want 3 allowed messages and the control", topics)
 	}
 	// SPEC 3.4: every denial is counted, QoS 0 included.
-	want := `
-# HELP mqtt_authproxy_denials_total Operations denied by policy, by action.
-# TYPE mqtt_authproxy_denials_total counter
-mqtt_authproxy_denials_total{action="publish"} 3
-mqtt_authproxy_denials_total{action="receive"} 0
-mqtt_authproxy_denials_total{action="subscribe"} 0
-`
-	if err := testutil.GatherAndCompare(s.px.Registry, strings.NewReader(want), "mqtt_authproxy_denials_total"); err != nil {
-		t.Error(err)
-	}
+	wantDenials(t, s.px.Registry, 3, 0, 0)
 	if logs := s.px.Logs.String(); strings.Count(logs, `"event":"denial"`) != 3 {
 		t.Errorf("audit has %d denial lines, want 3 (one per denied publish)", strings.Count(logs, `"event":"denial"`))
 	}
@@ -286,6 +278,64 @@ func TestPolicyReloadRevokesSubscription(t *testing.T) {
 	}
 	if got := a2.WaitMessages(1, 2*time.Second); len(got) != 0 {
 		t.Fatalf("revoked subscription still delivered %d messages", len(got))
+	}
+}
+
+// SPEC 3.4, last row: a message the broker delivers from a session that
+// outlived the permission (here: a deny assignment added while the client
+// was away) is dropped, acknowledged upstream so it is not sent again,
+// counted, and audited with what denied it.
+func TestReceiveDeniedFromAnOutlivedSession(t *testing.T) {
+	s := newPolicyStack(t, basePolicy)
+	tok := s.mint(t, principalA, time.Hour, map[string]any{"groups": []string{groupOps}})
+	opts := harness.ClientOptions{ClientID: "outlived", CleanStart: true, SessionExp: 300, AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok), NoAutoClose: true}
+	a := harness.MustConnect(t, s.px.Addr, opts)
+	commands := "devices/" + principalA + "/commands/"
+	subscribe(t, a, commands+"#", 1)
+	subscribe(t, a, "broadcast/#", 1)
+	if err := a.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
+		t.Fatal(err)
+	}
+	deny := "denyAssignments:\n  - principalId: " + principalA + "\n    roleDefinitionName: EventGrid TopicSpaces Subscriber\n    scope: " + testNamespace + "/topicSpaces/commands\n"
+	s.reloadEdited(t, basePolicy, "roleAssignments:", deny+"roleAssignments:")
+
+	pub := harness.MustConnect(t, s.broker.Addr, harness.ClientOptions{ClientID: "pub", CleanStart: true})
+	opts.CleanStart = false
+	for round, ctl := range []string{"broadcast/first", "broadcast/second"} {
+		a := harness.MustConnect(t, s.px.Addr, opts)
+		if !a.Connack.SessionPresent {
+			t.Fatalf("round %d: the broker kept no session; the test needs one", round)
+		}
+		if round == 0 {
+			publish(t, pub, &paho.Publish{Topic: commands + "reboot", QoS: 1, Payload: []byte("denied")})
+		}
+		// Mosquitto delivers in order: once the control arrives, the
+		// denied message has passed the proxy.
+		publish(t, pub, &paho.Publish{Topic: ctl, QoS: 1, Payload: []byte("control")})
+		got := a.WaitMessages(1, 5*time.Second)
+		if len(got) != 1 || got[0].Topic != ctl {
+			var topics []string
+			for _, m := range got {
+				topics = append(topics, m.Topic)
+			}
+			t.Fatalf("round %d: received %v, want only %s", round, topics, ctl)
+		}
+		if err := a.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Round 1 got no redelivery of the denied QoS 1 message: the proxy
+	// acknowledged it upstream in round 0.
+	wantDenials(t, s.px.Registry, 0, 1, 0)
+	var denial map[string]any
+	for _, m := range harness.AuditLines(s.px.Logs.String()) {
+		if m["operation"] == "receive" {
+			denial = m
+		}
+	}
+	if denial == nil || denial["decision"] != "deny" || denial["reason"] != "deny_assignment" ||
+		denial["topic"] != commands+"reboot" || denial["rule"] != "commands" || denial["principal"] != principalA {
+		t.Errorf("receive denial audit line: %v, want decision deny, reason deny_assignment, rule commands, the topic and principal", denial)
 	}
 }
 
@@ -460,5 +510,20 @@ func TestSharedSubscription(t *testing.T) {
 	}})
 	if ack == nil || string(ack.Reasons) != string([]byte{0x01, 0x87, 0x87}) {
 		t.Fatalf("SUBACK %+v, want 01 87 87", ack)
+	}
+}
+
+// wantDenials checks mqtt_authproxy_denials_total by action.
+func wantDenials(t *testing.T, reg prometheus.Gatherer, publish, receive, subscribe int) {
+	t.Helper()
+	want := fmt.Sprintf(`
+# HELP mqtt_authproxy_denials_total Operations denied by policy, by action.
+# TYPE mqtt_authproxy_denials_total counter
+mqtt_authproxy_denials_total{action="publish"} %d
+mqtt_authproxy_denials_total{action="receive"} %d
+mqtt_authproxy_denials_total{action="subscribe"} %d
+`, publish, receive, subscribe)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mqtt_authproxy_denials_total"); err != nil {
+		t.Error(err)
 	}
 }

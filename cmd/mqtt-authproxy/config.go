@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -62,22 +64,82 @@ func loadConfig(f commonFlags) (proxy.Config, error) {
 	return cfg, nil
 }
 
-// newProcessLogger builds the process logger on a logsink.Writer over w:
-// no line, not even an audit line from the event loop, waits for w, and
-// lines w cannot take in time are dropped and counted (sink.Dropped), with
-// an error line once it takes lines again. Close the sink before exiting.
-func newProcessLogger(w io.Writer, format, level string) (*slog.Logger, *logsink.Writer, error) {
-	var log *slog.Logger
-	sink := logsink.New(w, logsink.Options{OnDrop: func(n uint64) {
-		// Error: the notice must pass every --log-level.
-		log.Error("log lines dropped: the log output did not take them in time", "lines", n)
-	}})
+// auditLogHelp documents serve's and dev's --audit-log.
+const auditLogHelp = "audit log, JSON lines whatever --log-format and --log-level say: stderr, off, or a file to append to"
+
+// processLogs are the process's loggers: the process log (--log-format,
+// --log-level) and the audit log (SPEC 6: slog JSON, one line per
+// authentication result, denial and disconnect, at every --log-level).
+// Both write through logsink Writers: no line, not even an audit line from
+// the event loop, waits for its output, and lines an output cannot take in
+// time are dropped and counted (Dropped), with an error line in the process
+// log once it takes lines again. Close before exiting.
+type processLogs struct {
+	log, audit *slog.Logger
+	sinks      []*logsink.Writer
+	file       *os.File // the audit file, if any
+}
+
+// newProcessLogs builds the process log on w and the audit log on
+// auditDest: "stderr" (w, between the process log's lines), "off", or a
+// file path, appended to (created 0600).
+func newProcessLogs(w io.Writer, format, level, auditDest string) (*processLogs, error) {
+	p := &processLogs{}
+	sink := p.newSink(w)
 	log, err := newLogger(sink, format, level)
 	if err != nil {
-		_ = sink.Close()
-		return nil, nil, err
+		_ = p.Close()
+		return nil, err
 	}
-	return log, sink, nil
+	p.log = log
+	auditOpts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	switch auditDest {
+	case "off":
+		p.audit = slog.New(slog.DiscardHandler)
+	case "stderr", "":
+		p.audit = slog.New(slog.NewJSONHandler(sink, auditOpts)).With("log", "audit")
+	default:
+		f, err := os.OpenFile(auditDest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			_ = p.Close()
+			return nil, fmt.Errorf("--audit-log: %w", err)
+		}
+		p.file = f
+		p.audit = slog.New(slog.NewJSONHandler(p.newSink(f), auditOpts)).With("log", "audit")
+	}
+	return p, nil
+}
+
+// newSink starts a logsink.Writer over w whose drops p.log reports.
+func (p *processLogs) newSink(w io.Writer) *logsink.Writer {
+	sink := logsink.New(w, logsink.Options{OnDrop: func(n uint64) {
+		// Error: the notice must pass every --log-level.
+		p.log.Error("log lines dropped: the log output did not take them in time", "lines", n)
+	}})
+	p.sinks = append(p.sinks, sink)
+	return sink
+}
+
+// Dropped is the number of lines dropped by either log's output.
+func (p *processLogs) Dropped() uint64 {
+	var n uint64
+	for _, s := range p.sinks {
+		n += s.Dropped()
+	}
+	return n
+}
+
+// Close writes out what is pending (the audit file's first, as its drops
+// are reported in the process log) and closes the audit file.
+func (p *processLogs) Close() error {
+	var errs []error
+	for _, s := range slices.Backward(p.sinks) {
+		errs = append(errs, s.Close())
+	}
+	if p.file != nil {
+		errs = append(errs, p.file.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // newLogger builds the process logger (STYLE 27: text for a terminal, JSON

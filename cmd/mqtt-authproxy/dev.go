@@ -50,15 +50,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ttl := fs.Duration("token-ttl", time.Hour, "lifetime of the printed token")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level")
+	auditDest := fs.String("audit-log", "stderr", auditLogHelp)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, sink, err := newProcessLogger(stderr, *logFormat, *logLevel)
+	logs, err := newProcessLogs(stderr, *logFormat, *logLevel, *auditDest)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	defer sink.Close()
+	defer logs.Close()
+	log := logs.log
 	dir, err := os.MkdirTemp("", "mqtt-authproxy-dev-")
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -105,7 +107,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ready := make(chan listening, 1)
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, cfg, log, sink, 5*time.Second, ready) }()
+	go func() { errc <- serve(ctx, cfg, logs, 5*time.Second, ready) }()
 	select {
 	case b := <-ready:
 		host, port, _ := net.SplitHostPort(b.MQTT)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,7 +24,6 @@ import (
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/admin"
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/listener"
-	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/logsink"
 )
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -34,22 +32,23 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var f commonFlags
 	f.register(fs)
 	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long shutdown waits for connections to end")
+	auditDest := fs.String("audit-log", "stderr", auditLogHelp)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, sink, err := newProcessLogger(stderr, f.logFormat, f.logLevel)
+	logs, err := newProcessLogs(stderr, f.logFormat, f.logLevel, *auditDest)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	defer sink.Close()
+	defer logs.Close()
 	cfg, err := loadConfig(f)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if err := serve(ctx, cfg, log, sink, *grace, nil); err != nil {
-		log.Error("serve failed", "err", err)
+	if err := serve(ctx, cfg, logs, *grace, nil); err != nil {
+		logs.log.Error("serve failed", "err", err)
 		return 1
 	}
 	return 0
@@ -65,7 +64,8 @@ type listening struct {
 // serve is the composition root (STYLE §3): it builds the registry, the token
 // verifier, the policy store, the proxy, the listeners and the admin server,
 // runs them until ctx is done, then shuts down within grace.
-func serve(ctx context.Context, cfg proxy.Config, log *slog.Logger, sink *logsink.Writer, grace time.Duration, ready chan<- listening) error {
+func serve(ctx context.Context, cfg proxy.Config, logs *processLogs, grace time.Duration, ready chan<- listening) error {
+	log := logs.log
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -74,7 +74,7 @@ func serve(ctx context.Context, cfg proxy.Config, log *slog.Logger, sink *logsin
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "mqtt_authproxy_log_lines_dropped_total",
 			Help: "Log lines dropped because the log output did not take them in time.",
-		}, func() float64 { return float64(sink.Dropped()) }),
+		}, func() float64 { return float64(logs.Dropped()) }),
 	)
 	verifier, err := token.NewVerifier(cfg.Auth, token.Options{
 		Logger: log, Registerer: reg, MaxTokenSize: cfg.Limits.MaxAuthDataSize,
@@ -97,7 +97,7 @@ func serve(ctx context.Context, cfg proxy.Config, log *slog.Logger, sink *logsin
 	srv, err := proxy.New(cfg, proxy.Options{
 		Dialer:           dialer,
 		Logger:           log,
-		Audit:            log.With("log", "audit"),
+		Audit:            logs.audit,
 		Registerer:       reg,
 		Authenticator:    verifier,
 		AllowAnonymous:   cfg.Auth.AllowAnonymous,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,8 +122,9 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 
 // startServe runs `serve` with a valid configuration in front of a new
 // Mosquitto, trusting the identity provider it returns, its JSON log going
-// to stderr, until ctx ends; the channel gets its exit code.
-func startServe(ctx context.Context, t *testing.T, stderr io.Writer) (*tokentest.Issuer, <-chan int) {
+// to stderr, until ctx ends; the channel gets its exit code. extra flags
+// come last, so they win.
+func startServe(ctx context.Context, t *testing.T, stderr io.Writer, extra ...string) (*tokentest.Issuer, <-chan int) {
 	broker := harness.StartMosquitto(t)
 	idp, err := tokentest.New()
 	if err != nil {
@@ -132,9 +134,9 @@ func startServe(ctx context.Context, t *testing.T, stderr io.Writer) (*tokentest
 	_, path := validConfig(t)
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, []string{"serve", "--config", path, "--log-format", "json", "--shutdown-grace", "5s",
+		exit <- run(ctx, append([]string{"serve", "--config", path, "--log-format", "json", "--shutdown-grace", "5s",
 			"--set", "upstream.address=" + broker.Addr, "--set", "admin.address=127.0.0.1:0",
-			"--set", "auth.entra.authority=" + idp.URL()}, io.Discard, stderr)
+			"--set", "auth.entra.authority=" + idp.URL()}, extra...), io.Discard, stderr)
 	}()
 	return idp, exit
 }
@@ -217,4 +219,91 @@ func TestUpstreamReachable(t *testing.T) {
 			t.Errorf("%s: err = %v, want ready %v", tc.address, err, tc.ready)
 		}
 	}
+}
+
+// SPEC 6: the audit log is JSON, one line per authentication result,
+// whatever the process log's format and level, and can go to its own file
+// or be turned off.
+func TestAuditLogDestinations(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "audit.jsonl")
+	tests := []struct {
+		name      string
+		flags     []string
+		inFile    bool // the lines go to file, not stderr
+		wantLines int  // of two CONNECTs (one allowed, one refused) and a shutdown
+	}{
+		{"stderr beside a text log at warn", []string{"--log-format", "text", "--log-level", "warn"}, false, 3},
+		{"a file", []string{"--log-level", "error", "--audit-log", file}, true, 3},
+		{"off", []string{"--audit-log", "off"}, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &harness.SyncBuffer{}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// The listener's address is logged at info, which some of these
+			// levels hide: give it one.
+			mqttAddr := freeAddr(t)
+			idp, exit := startServe(ctx, t, logs, append([]string{"--set", "listeners.tcp=" + mqttAddr}, tt.flags...)...)
+			waitListening(t, mqttAddr)
+			tok, err := idp.MintEntra("11111111-2222-3333-4444-555555555555", "6f1d0000-0000-0000-0000-000000000001", 2, nil, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			harness.MustConnect(t, mqttAddr, harness.ClientOptions{ClientID: "audited", CleanStart: true,
+				AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+			if _, err := harness.Connect(t, mqttAddr, harness.ClientOptions{ClientID: "refused", CleanStart: true,
+				AuthMethod: "OAUTH2-JWT", AuthData: []byte("not-a-token")}); err == nil {
+				t.Fatal("a bad token connected")
+			}
+			cancel()
+			if code := <-exit; code != 0 {
+				t.Fatalf("serve exited %d:\n%s", code, logs.String())
+			}
+			out := logs.String()
+			if tt.inFile {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := len(harness.AuditLines(out)); n != 0 {
+					t.Errorf("%d audit lines on stderr, want them in the file only", n)
+				}
+				out = string(b)
+			}
+			got := harness.AuditLines(out)
+			if len(got) != tt.wantLines {
+				t.Fatalf("%d audit lines, want %d:\n%s", len(got), tt.wantLines, out)
+			}
+			wants := [][2]string{{"authentication", "allow"}, {"authentication", "deny"}, {"disconnect", ""}}
+			for i, want := range wants[:tt.wantLines] {
+				if got[i]["event"] != want[0] || got[i]["decision"] != want[1] {
+					t.Errorf("audit line %d: %v, want event %q decision %q", i, got[i], want[0], want[1])
+				}
+			}
+		})
+	}
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitListening waits until addr accepts connections.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("nothing listens on %s", addr)
 }
