@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -268,4 +269,20 @@ func entraV2Issuer(authority, tid string) string { return authority + "/" + tid 
 // entraKeysURL is the key set of tenant tid for both token versions.
 func entraKeysURL(authority, tid string) string {
 	return authority + "/" + tid + "/discovery/v2.0/keys"
+}
+
+// CheckKeyFiles reads and parses every issuer's jwksFile, as the verifier
+// will, and reports each that it could not use (check-config; a serve with
+// such a file never becomes ready).
+func (c Config) CheckKeyFiles() error {
+	var errs []error
+	for i, is := range c.Issuers {
+		if is.JWKSFile == "" {
+			continue
+		}
+		if _, _, _, err := (&fileSource{path: is.JWKSFile}).fetch(context.Background()); err != nil {
+			errs = append(errs, fmt.Errorf("auth.issuers[%d].jwksFile: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
 }

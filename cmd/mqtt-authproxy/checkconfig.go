@@ -1,16 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/spf13/pflag"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/policy"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/listener"
 )
 
 // runCheckConfig runs exactly the validation serve runs (STYLE 35) —
-// configuration and policy files — without touching the network.
+// configuration, policy files and the other local files serve reads — without
+// touching the network.
 func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("check-config", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -29,6 +33,49 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "invalid policy:\n%v\n", err)
 		return 1
 	}
+	if err := checkLocalFiles(cfg); err != nil {
+		fmt.Fprintf(stderr, "unusable files:\n%v\n", err)
+		return 1
+	}
 	fmt.Fprintf(stdout, "configuration OK (%s)\n", snap.Summary())
 	return 0
+}
+
+// checkLocalFiles reads the files serve reads besides the configuration and
+// the policy, the same way, and reports every one it could not use: the
+// upstream password and CA, the listeners' certificates and client CA, and
+// the issuers' key files.
+func checkLocalFiles(cfg proxy.Config) error {
+	var errs []error
+	if _, err := readSecretFile(cfg.Upstream.PasswordFile); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := upstreamDialer(cfg.Upstream); err != nil {
+		errs = append(errs, err)
+	}
+	if t := cfg.Listeners.TLS; t.Address != "" {
+		if err := checkCertificate(t.CertFile, t.KeyFile, t.ClientCAFile); err != nil {
+			errs = append(errs, fmt.Errorf("listeners.tls: %w", err))
+		}
+	}
+	if w := cfg.Listeners.WebSocket; w.Address != "" && w.CertFile != "" {
+		if err := checkCertificate(w.CertFile, w.KeyFile, ""); err != nil {
+			errs = append(errs, fmt.Errorf("listeners.websocket: %w", err))
+		}
+	}
+	if err := cfg.Auth.CheckKeyFiles(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkCertificate loads a listener's key pair and client CA as
+// openListeners does.
+func checkCertificate(certFile, keyFile, clientCAFile string) error {
+	r, err := listener.NewCertReloader(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	_, err = listener.TLSConfig(r, clientCAFile)
+	return err
 }

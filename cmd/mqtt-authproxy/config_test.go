@@ -113,6 +113,55 @@ limits:
 	}
 }
 
+// SPEC 6: check-config reads the local files serve would read and names
+// each one it could not use, instead of passing a configuration serve
+// rejects (or never becomes ready with).
+func TestCheckConfigReadsLocalFiles(t *testing.T) {
+	dir, path := validConfig(t)
+	missing := filepath.Join(dir, "missing")
+	garbage := writeFile(t, dir, "garbage.pem", "not a certificate\n")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"check-config", "--config", path,
+		"--set", "upstream.passwordFile=" + missing,
+		"--set", "upstream.tls.enabled=true", "--set", "upstream.tls.caFile=" + garbage,
+		"--set", "listeners.tls.address=127.0.0.1:0", "--set", "listeners.tls.certFile=" + missing, "--set", "listeners.tls.keyFile=" + missing,
+		"--set", "listeners.websocket.address=127.0.0.1:0", "--set", "listeners.websocket.certFile=" + garbage, "--set", "listeners.websocket.keyFile=" + garbage,
+	}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stdout %q stderr:\n%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"upstream.passwordFile", "upstream.tls.caFile", "listeners.tls", "listeners.websocket"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("check-config output does not name %s:\n%s", want, errb.String())
+		}
+	}
+}
+
+// A generic issuer's key file that is missing or holds no key is named.
+func TestCheckConfigReadsKeyFiles(t *testing.T) {
+	dir, _ := validConfig(t)
+	empty := writeFile(t, dir, "empty.json", `{"keys": []}`)
+	path := writeFile(t, dir, "issuers.yaml", `auth:
+  issuers:
+    - issuer: https://a.example
+      jwksFile: `+filepath.Join(dir, "missing.json")+`
+    - issuer: https://b.example
+      jwksFile: `+empty+`
+policy:
+  namespace: `+testNamespace+`
+  files: ["`+filepath.Join(dir, "policy.yaml")+`"]
+`)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", "--config", path}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errb.String())
+	}
+	for _, want := range []string{"auth.issuers[0].jwksFile", "auth.issuers[1].jwksFile"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("check-config output does not name %s:\n%s", want, errb.String())
+		}
+	}
+}
+
 func TestCheckConfigValid(t *testing.T) {
 	_, path := validConfig(t)
 	var out, errb bytes.Buffer
