@@ -101,7 +101,8 @@ type conn struct {
 	clientLeft atomic.Pointer[ending]
 
 	// Owned by the client pump.
-	aliases        []string
+	aliases        map[uint16]string // the client's topic aliases
+	aliasBytes     int               // the bytes of the topics in aliases
 	scratch        []byte
 	lastKADeadline time.Time
 	lastPublish    decisionCache

@@ -55,6 +55,11 @@ func (dc *decisionCache) decide(sess *session, topic string, decide func(Grants,
 func decidePublish(g Grants, topic string) authz.Decision { return g.Publish(topic) }
 func decideReceive(g Grants, topic string) authz.Decision { return g.Receive(topic) }
 
+// maxAliasBytes bounds the topics one connection's aliases hold: at the
+// largest Topic Alias Maximum (65,535) and topic (65,535 bytes) they could
+// otherwise hold 4 GiB. Beyond it the client gets DISCONNECT 0x97.
+const maxAliasBytes = 256 << 10
+
 // clientPublish resolves a topic alias, authorizes the PUBLISH and forwards
 // it or answers it (SPEC 3.4, 4). Allowed packets without an alias go out as
 // their original bytes.
@@ -76,14 +81,21 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 			return &ending{cause: "client_protocol_error", clientCode: packets.DisconnectTopicAliasInvalid,
 				reason: fmt.Sprintf("topic alias %d above the maximum %d", pv.TopicAlias, c.aliasMax)}
 		}
-		if c.aliases == nil {
-			c.aliases = make([]string, int(c.aliasMax)+1)
-		}
-		if len(pv.Topic) > 0 {
-			c.aliases[pv.TopicAlias] = string(pv.Topic)
-		} else if c.aliases[pv.TopicAlias] == "" {
+		old := c.aliases[pv.TopicAlias]
+		switch {
+		case len(pv.Topic) == 0 && old == "":
 			e := protocolError(fmt.Sprintf("topic alias %d was never defined", pv.TopicAlias))
 			return &e
+		case len(pv.Topic) > 0 && topic != old: // a client may repeat the topic each time
+			if c.aliasBytes+len(topic)-len(old) > maxAliasBytes {
+				return &ending{cause: "client_quota_exceeded", clientCode: packets.DisconnectQuotaExceeded,
+					reason: fmt.Sprintf("topic aliases would hold more than %d KiB of topics", maxAliasBytes>>10)}
+			}
+			if c.aliases == nil {
+				c.aliases = make(map[uint16]string)
+			}
+			c.aliases[pv.TopicAlias] = string(pv.Topic)
+			c.aliasBytes += len(topic) - len(old)
 		}
 		topic = c.aliases[pv.TopicAlias]
 	}

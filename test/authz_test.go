@@ -217,11 +217,7 @@ func TestTopicAliasRemappedToDeniedTopic(t *testing.T) {
 	allowed := "devices/" + principalA + "/telemetry/a"
 	denied := "broadcast/x"
 	pub := func(topic string, alias uint16, id uint16, payload string) {
-		body := harness.AppendString(nil, topic)
-		body = append(body, byte(id>>8), byte(id))
-		props := []byte{packets.PropTopicAlias, byte(alias >> 8), byte(alias)}
-		body = append(harness.AppendVBI(body, len(props)), props...)
-		raw.Write(harness.Packet(0x32, append(body, payload...)))
+		rawAliasPublish(raw, topic, alias, id, payload)
 	}
 	expectPuback := func(id uint16, code byte) {
 		t.Helper()
@@ -250,6 +246,57 @@ func TestTopicAliasRemappedToDeniedTopic(t *testing.T) {
 		if m.Topic != allowed {
 			t.Errorf("broker got topic %q, want only %q (full topic, no alias)", m.Topic, allowed)
 		}
+	}
+}
+
+// rawAliasPublish writes a QoS 1 PUBLISH with a Topic Alias.
+func rawAliasPublish(raw *harness.RawConn, topic string, alias uint16, id uint16, payload string) {
+	body := harness.AppendString(nil, topic)
+	body = append(body, byte(id>>8), byte(id))
+	props := []byte{packets.PropTopicAlias, byte(alias >> 8), byte(alias)}
+	body = append(harness.AppendVBI(body, len(props)), props...)
+	raw.Write(harness.Packet(0x32, append(body, payload...)))
+}
+
+// SPEC 4: an alias above the advertised maximum ends the connection with
+// 0x94, one never defined with 0x82, and aliases holding more than 256 KiB
+// of topics with 0x97 (the bound on what a connection's aliases hold).
+func TestTopicAliasErrors(t *testing.T) {
+	s := newPolicyStack(t, basePolicy)
+	long := func(i int) string {
+		return "devices/" + principalA + "/telemetry/" + fmt.Sprint(i) + strings.Repeat("x", 60_000)
+	}
+	tests := []struct {
+		name     string
+		publish  func(t *testing.T, raw *harness.RawConn) // the PUBLISHes before the one that ends it
+		last     func(raw *harness.RawConn)
+		wantCode byte
+	}{
+		{"alias above the maximum", nil, func(raw *harness.RawConn) { rawAliasPublish(raw, "devices/x", 11, 1, "p") }, packets.DisconnectTopicAliasInvalid},
+		{"alias never defined", nil, func(raw *harness.RawConn) { rawAliasPublish(raw, "", 2, 1, "p") }, packets.DisconnectProtocolError},
+		{"aliases over 256 KiB", func(t *testing.T, raw *harness.RawConn) {
+			for i := 1; i <= 4; i++ { // 240 KB
+				rawAliasPublish(raw, long(i), uint16(i), uint16(i), "p")
+				if cp, err := raw.ReadPacket(5 * time.Second); err != nil || cp.Type != packets.PUBACK {
+					t.Fatalf("alias %d: got %v (%v), want PUBACK", i, cp, err)
+				}
+			}
+		}, func(raw *harness.RawConn) { rawAliasPublish(raw, long(5), 5, 5, "p") }, packets.DisconnectQuotaExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := harness.DialRaw(t, s.px.Addr)
+			raw.Write(harness.ConnectV5{ClientID: "aliases", CleanStart: true, KeepAlive: 30,
+				Props: authProps("OAUTH2-JWT", s.mint(t, principalA, time.Hour, nil))}.Bytes())
+			if ack := expectConnack(t, raw, 0); ack.Properties.TopicAliasMaximum == nil || *ack.Properties.TopicAliasMaximum != 10 {
+				t.Fatalf("Topic Alias Maximum %v, want 10", ack.Properties.TopicAliasMaximum)
+			}
+			if tt.publish != nil {
+				tt.publish(t, raw)
+			}
+			tt.last(raw)
+			expectDisconnect(t, raw, tt.wantCode)
+		})
 	}
 }
 
