@@ -74,8 +74,12 @@ type UpstreamConfig struct {
 	// Username sent upstream. Default: "" meaning the client's
 	// authentication name (SPEC 3.5).
 	Username string `mapstructure:"username"`
-	// PasswordFile holds the upstream password; the client's password is
-	// never forwarded. Default: "" (no password).
+	// Password is the upstream password (SPEC 3.5), for an environment
+	// variable from a secret (MQTT_AUTHPROXY_UPSTREAM_PASSWORD); the
+	// client's password is never forwarded. Default: "" (no password).
+	Password SecretString `mapstructure:"password"`
+	// PasswordFile holds the upstream password instead (one trailing
+	// newline is dropped). Default: "".
 	PasswordFile string `mapstructure:"passwordFile"`
 	// DialTimeout bounds dialling and the upstream CONNACK. Default: 5s.
 	DialTimeout time.Duration `mapstructure:"dialTimeout"`
@@ -255,6 +259,9 @@ func (c *Config) validateProxy() error {
 	}
 	if c.Limits.TopicAliasMaximum < 0 || c.Limits.TopicAliasMaximum > 65535 {
 		bad("limits.topicAliasMaximum", "must be between 0 and 65535, got %d", c.Limits.TopicAliasMaximum)
+	}
+	if len(c.Upstream.Password) > 0 && c.Upstream.PasswordFile != "" {
+		bad("upstream.password", "set either it or upstream.passwordFile, not both")
 	}
 	return errors.Join(errs...)
 }

@@ -54,6 +54,15 @@ func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 // String implements fmt.Stringer so %v does not print the value.
 func (Secret) String() string { return "[redacted]" }
 
+// SecretString is a Secret as configuration decodes it (a string).
+type SecretString string
+
+// LogValue implements slog.LogValuer.
+func (SecretString) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// String implements fmt.Stringer so %v does not print the value.
+func (SecretString) String() string { return "[redacted]" }
+
 // Options are the replaceable parts of a Server. Nil fields get defaults.
 type Options struct {
 	// Logger receives operational logs. Default: discard.

@@ -47,7 +47,7 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 // the issuers' key files.
 func checkLocalFiles(cfg proxy.Config) error {
 	var errs []error
-	if _, err := readSecretFile(cfg.Upstream.PasswordFile); err != nil {
+	if _, err := upstreamPassword(cfg.Upstream); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := upstreamDialer(cfg.Upstream); err != nil {

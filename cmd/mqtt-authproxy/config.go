@@ -159,6 +159,14 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
+// upstreamPassword is upstream.password, or else upstream.passwordFile's.
+func upstreamPassword(c proxy.UpstreamConfig) (proxy.Secret, error) {
+	if c.Password != "" {
+		return proxy.Secret(c.Password), nil
+	}
+	return readSecretFile(c.PasswordFile)
+}
+
 // readSecretFile reads a password file, trimming one trailing newline.
 func readSecretFile(path string) (proxy.Secret, error) {
 	if path == "" {

@@ -86,7 +86,7 @@ func serve(ctx context.Context, cfg proxy.Config, logs *processLogs, grace time.
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
-	password, err := readSecretFile(cfg.Upstream.PasswordFile)
+	password, err := upstreamPassword(cfg.Upstream)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,7 +126,11 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 // to stderr, until ctx ends; the channel gets its exit code. extra flags
 // come last, so they win.
 func startServe(ctx context.Context, t *testing.T, stderr io.Writer, extra ...string) (*tokentest.Issuer, <-chan int) {
-	broker := harness.StartMosquitto(t)
+	return startServeFor(ctx, t, harness.StartMosquitto(t), stderr, extra...)
+}
+
+// startServeFor is startServe in front of broker.
+func startServeFor(ctx context.Context, t *testing.T, broker *harness.Mosquitto, stderr io.Writer, extra ...string) (*tokentest.Issuer, <-chan int) {
 	idp, err := tokentest.New()
 	if err != nil {
 		t.Fatal(err)
@@ -306,4 +311,43 @@ func waitListening(t *testing.T, addr string) {
 		}
 	}
 	t.Fatalf("nothing listens on %s", addr)
+}
+
+// SPEC 3.5: the upstream password may come from upstream.password, as an
+// environment variable from a secret; the broker sees it, the client never
+// sends it, and a wrong one refuses the client.
+func TestUpstreamPasswordFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "passwd")
+	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", pwFile, "proxy", "s3cret").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	broker := harness.StartMosquitto(t, "allow_anonymous false", "password_file "+pwFile)
+	for _, tt := range []struct {
+		password string
+		wantOK   bool
+	}{{"s3cret", true}, {"wrong", false}} {
+		t.Run(tt.password, func(t *testing.T) {
+			t.Setenv("MQTT_AUTHPROXY_UPSTREAM_PASSWORD", tt.password)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			logs := &harness.SyncBuffer{}
+			idp, exit := startServeFor(ctx, t, broker, logs, "--set", "upstream.username=proxy")
+			mqttAddr := waitLog(t, logs, "mqtt listener", "address")
+			tok, err := idp.MintEntra("11111111-2222-3333-4444-555555555555", "6f1d0000-0000-0000-0000-000000000001", 2, nil, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := harness.Connect(t, mqttAddr, harness.ClientOptions{ClientID: "pw", CleanStart: true,
+				AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+			if (err == nil) != tt.wantOK {
+				t.Errorf("connect: err %v (CONNACK %+v), want success %v", err, c.Connack, tt.wantOK)
+			}
+			if strings.Contains(logs.String(), tt.password) {
+				t.Errorf("the upstream password appears in serve's logs")
+			}
+			cancel()
+			<-exit
+		})
+	}
 }
