@@ -35,7 +35,16 @@ func (c *conn) clientPump() ending {
 
 // clientFrame handles one packet from the client, for the client pump and
 // the event loop alike; a non-nil ending ends the connection.
+// testHookClientFrame, set by a test before it starts any connection, sees
+// each client packet as its connection handles it, on the handling thread:
+// a test can then tell the order the loop served connections in without
+// the delay of observing it elsewhere.
+var testHookClientFrame func(packetcodec.Frame)
+
 func (c *conn) clientFrame(f packetcodec.Frame) *ending {
+	if testHookClientFrame != nil {
+		testHookClientFrame(f)
+	}
 	c.srv.metrics.packet(dirFromClient, f.Type)
 	if err := packetcodec.CheckFromClient(f.Type); err != nil {
 		// SPEC 4: packets only a server may send → DISCONNECT 0x82.
