@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
 )
 
-const canIUsage = `usage: mqtt-authproxy can-i --config FILE (--token TOKEN | --principal ID [--groups G,...] [--app-roles R,...] [--attr KEY=VALUE ...]) [--client-id ID] ACTION TOPIC
+const canIUsage = `usage: mqtt-authproxy can-i --config FILE (--token TOKEN|- | --principal ID [--groups G,...] [--app-roles R,...] [--attr KEY=VALUE ...]) [--client-id ID] ACTION TOPIC
 
 ACTION is publish, subscribe or receive; TOPIC is a topic name (a filter for
 subscribe). The answer says which assignment, role, scope, topic space and
@@ -30,7 +31,7 @@ func runCanI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, canIUsage); fs.PrintDefaults() }
 	var f commonFlags
 	f.register(fs)
-	tok := fs.String("token", "", "a token: its verified claims are the identity (fetches the issuer's keys)")
+	tok := fs.String("token", "", "a token, or - to read it from stdin: its verified claims are the identity (fetches the issuer's keys)")
 	principal := fs.String("principal", "", "principal id (object id) to ask for, instead of --token")
 	groups := fs.StringSlice("groups", nil, "group object ids of the principal")
 	appRoles := fs.StringSlice("app-roles", nil, "app roles of the principal (assignable as approle:<name>)")
@@ -60,7 +61,12 @@ func runCanI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var id *authz.Identity
 	if *tok != "" {
-		if id, err = identityFromToken(ctx, cfg.Auth, *tok); err != nil {
+		raw, err := tokenArg(*tok, os.Stdin)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		if id, err = identityFromToken(ctx, cfg.Auth, raw); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 2
 		}

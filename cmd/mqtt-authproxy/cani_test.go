@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,30 @@ func TestCanIWithToken(t *testing.T) {
 	if strings.Contains(errb.String(), expired[:30]) {
 		t.Errorf("the token is echoed on stderr")
 	}
+
+	// --token - reads it from stdin, out of ps and shell history.
+	withStdin(t, good+"\n")
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), append(base, "--token", "-", "publish", "devices/"+p+"/x"), &out, &errb); code != 0 {
+		t.Fatalf("token from stdin: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// withStdin makes os.Stdin read s until the test ends.
+func withStdin(t *testing.T, s string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	old := os.Stdin
+	os.Stdin = r
+	t.Cleanup(func() { os.Stdin = old; r.Close() })
 }
 
 // The token subcommand prints the identity serve would give a token, and the

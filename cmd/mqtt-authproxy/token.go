@@ -37,14 +37,10 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return 2
 	}
-	raw := fs.Arg(0)
-	if raw == "-" {
-		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-		if err != nil && line == "" {
-			fmt.Fprintln(stderr, "read token from stdin:", err)
-			return 2
-		}
-		raw = line
+	raw, err := tokenArg(fs.Arg(0), os.Stdin)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
 	cfg, err := loadConfig(f)
 	if err != nil {
@@ -101,4 +97,18 @@ func connackFor(err error) string {
 		return "0x88"
 	}
 	return "0x87"
+}
+
+// tokenArg is a token given on the command line, or, for "-", the first line
+// of stdin: a token in the arguments is visible to other users (ps) and
+// kept in shell history.
+func tokenArg(arg string, stdin io.Reader) (string, error) {
+	if arg != "-" {
+		return arg, nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("read token from stdin: %w", err)
+	}
+	return strings.TrimSpace(line), nil
 }
