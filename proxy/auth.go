@@ -149,7 +149,7 @@ func (c *conn) recheck() {
 		for {
 			old := c.sess.Load()
 			epoch := c.srv.policyEpoch.Load()
-			sess = &session{id: old.id, grants: p.Grants(old.id, c.clientID), deadline: old.deadline, gen: sessionGen.Add(1), epoch: epoch}
+			sess = &session{id: old.id, grants: p.Grants(old.id, c.clientID), deadline: old.deadline, gen: sessionGen.Add(1), epoch: epoch, clientID: c.clientID}
 			if c.sess.CompareAndSwap(old, sess) {
 				break
 			}

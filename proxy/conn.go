@@ -64,6 +64,9 @@ type session struct {
 	// a session older than the current epoch may hold a replaced policy's
 	// grants.
 	epoch uint64
+	// clientID is the client id the grants were compiled for
+	// (${client.clientId}); the broker may assign another (isolation off).
+	clientID string
 }
 
 // sessionGen numbers sessions, so that a decisionCache can tell them apart

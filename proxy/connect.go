@@ -141,11 +141,12 @@ func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 // here (state is stateRelay).
 func (c *conn) established() {
 	sess := c.sess.Load()
-	if sess.epoch != c.srv.policyEpoch.Load() {
+	if sess.epoch != c.srv.policyEpoch.Load() || sess.clientID != c.clientID {
 		// The policy was reloaded after admit compiled the grants, and
 		// Recheck passed this connection by while it was in its
-		// handshake. state is stateRelay already, so a later reload's
-		// Recheck cannot miss it either (SPEC 3.6).
+		// handshake (state is stateRelay already, so a later reload's
+		// Recheck cannot miss it either; SPEC 3.6); or the broker
+		// assigned the client id the grants' ${client.clientId} needs.
 		c.recheck()
 	}
 	c.armExpiry(sess.deadline)
@@ -226,7 +227,7 @@ const AnonymousPrincipal = "anonymous"
 // newSession compiles the grants of id. Without a policy everything is
 // allowed (tests and the foundation stage only).
 func (c *conn) newSession(id *authz.Identity) *session {
-	s := &session{id: id, grants: allowAll{}, gen: sessionGen.Add(1), epoch: c.srv.policyEpoch.Load()}
+	s := &session{id: id, grants: allowAll{}, gen: sessionGen.Add(1), epoch: c.srv.policyEpoch.Load(), clientID: c.clientID}
 	if p := c.srv.opts.Policy; p != nil {
 		s.grants = p.Grants(id, c.clientID)
 	}

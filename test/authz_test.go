@@ -300,6 +300,62 @@ func TestTopicAliasErrors(t *testing.T) {
 	}
 }
 
+// SPEC 3.5 isolation off: a client without a client id gets the broker's,
+// and templates naming ${client.clientId} are compiled with it, not with the
+// empty id the CONNECT carried.
+func TestIsolationOffBrokerAssignedClientID(t *testing.T) {
+	policy := strings.Replace(basePolicy, "  - name: broadcast\n", "  - name: own\n    topicTemplates: [\"clients/${client.clientId}/#\"]\n  - name: broadcast\n", 1) +
+		"  - principalId: " + principalA + "\n    roleDefinitionName: EventGrid TopicSpaces Publisher\n    scope: " + testNamespace + "/topicSpaces/own\n"
+	s := newPolicyStack(t, policy, func(c *proxy.Config, _ *proxy.Options, _ *token.Config) { c.Session.Isolation = proxy.IsolationOff })
+	c := harness.MustConnect(t, s.px.Addr, harness.ClientOptions{CleanStart: true, KeepAlive: 30,
+		AuthMethod: "OAUTH2-JWT", AuthData: []byte(s.mint(t, principalA, time.Hour, nil))})
+	assigned := ""
+	if p := c.Connack.Properties; p != nil {
+		assigned = p.AssignedClientID
+	}
+	if assigned == "" {
+		t.Fatal("no Assigned Client Identifier from the broker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for topic, want := range map[string]bool{"clients/" + assigned + "/x": true, "clients/someone-else/x": false} {
+		resp, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte("x")})
+		if resp == nil || (resp.ReasonCode < 0x80) != want {
+			t.Errorf("publish %s: PUBACK %+v (err %v), want allowed %v", topic, resp, err, want)
+		}
+	}
+}
+
+// SPEC 7 limits.maxConnections: connections beyond it are closed at once
+// and counted as server_busy; a place freed is taken again.
+func TestMaxConnections(t *testing.T) {
+	s := newAuthStack(t, func(c *proxy.Config, _ *proxy.Options, _ *token.Config) { c.Limits.MaxConnections = 2 })
+	tok := s.mint(t, principalA, time.Hour, nil)
+	opts := func(id string) harness.ClientOptions {
+		return harness.ClientOptions{ClientID: id, CleanStart: true, KeepAlive: 30, AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok), NoAutoClose: true}
+	}
+	first := harness.MustConnect(t, s.px.Addr, opts("one"))
+	harness.MustConnect(t, s.px.Addr, opts("two"))
+	if c, err := harness.Connect(t, s.px.Addr, opts("three")); err == nil {
+		t.Fatalf("a third connection was accepted (CONNACK %+v)", c.Connack)
+	}
+	if n := counterValue(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "server_busy"); n != 1 {
+		t.Errorf(`connects_total{result="server_busy"} = %v, want 1`, n)
+	}
+	if err := first.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if s.px.Server.ConnectionCount() < 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection was never counted out")
+		}
+	}
+	harness.MustConnect(t, s.px.Addr, opts("four"))
+}
+
 // SPEC 3.6: a persistent session whose subscribe permission is revoked by a
 // policy reload gets DISCONNECT 0x87 naming the filter, and no further
 // message is delivered, not even from the upstream session it left behind.
@@ -573,4 +629,27 @@ mqtt_authproxy_denials_total{action="subscribe"} %d
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mqtt_authproxy_denials_total"); err != nil {
 		t.Error(err)
 	}
+}
+
+// counterValue is the value of counter name with label = value in reg (0 if
+// absent).
+func counterValue(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
