@@ -442,6 +442,28 @@ func TestReceiveDeniedFromAnOutlivedSession(t *testing.T) {
 	}
 }
 
+// SPEC 3.6: a filter the client unsubscribed from is no longer live, so a
+// reload revoking it leaves the connection alone.
+func TestPolicyReloadAfterUnsubscribe(t *testing.T) {
+	s := newPolicyStack(t, basePolicy)
+	a := s.connectAs(t, principalA, "unsub", nil)
+	filter := "devices/" + principalA + "/commands/#"
+	subscribe(t, a, filter, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{filter}}); err != nil {
+		t.Fatalf("unsubscribe: %v", err)
+	}
+	s.reloadEdited(t, basePolicy, "scope: "+testNamespace+"/topicSpaces/commands", "scope: "+testNamespace+"/topicSpaces/telemetry")
+	if d, closed := a.WaitClosed(time.Second); closed {
+		t.Fatalf("disconnected after the reload (DISCONNECT %+v) although the filter was unsubscribed", d)
+	}
+	// The connection still works.
+	if resp := publish(t, a, &paho.Publish{Topic: "devices/" + principalA + "/telemetry/t", QoS: 1, Payload: []byte("x")}); resp.ReasonCode >= 0x80 {
+		t.Errorf("publish after the reload: PUBACK 0x%02x", resp.ReasonCode)
+	}
+}
+
 // SPEC 3.6: a policy reload decides the next PUBLISH of a live connection,
 // also on the topic it has just published to (the proxy remembers each
 // connection's last decision, keyed by the grants it was made under).
