@@ -16,6 +16,7 @@ import (
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/audit"
 )
 
 // Connection states. A connection only moves forward.
@@ -515,14 +516,6 @@ func (c *conn) auditEvent(event, operation, topic, decision, reason, rule string
 	if s := c.sess.Load(); s != nil && s.id != nil {
 		principal = s.id.AuthenticationName
 	}
-	c.srv.audit.LogAttrs(context.Background(), slog.LevelInfo, "audit",
-		slog.String("event", event),
-		slog.String("principal", principal),
-		slog.String("client_id", c.clientID),
-		slog.String("operation", operation),
-		slog.String("topic", topic),
-		slog.String("decision", decision),
-		slog.String("reason", reason),
-		slog.String("rule", rule),
-	)
+	c.srv.audit.Log(audit.Event{Event: event, Principal: principal, ClientID: c.clientID, Operation: operation,
+		Topic: topic, Decision: decision, Reason: reason, Rule: rule})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/audit"
 )
 
 // Authenticator verifies MQTT enhanced-authentication data; authz/token's
@@ -67,9 +68,10 @@ func (SecretString) String() string { return "[redacted]" }
 type Options struct {
 	// Logger receives operational logs. Default: discard.
 	Logger *slog.Logger
-	// Audit receives one line per authentication result, denial and
-	// disconnect (SPEC 6). Default: discard.
-	Audit *slog.Logger
+	// Audit receives the audit log (SPEC 6, package audit): one JSON line
+	// per Write, for every authentication result, denial and disconnect.
+	// It must not block (a logsink.Writer). Default: nil, no audit log.
+	Audit io.Writer
 	// Registerer receives the proxy's metrics. Default: none.
 	Registerer prometheus.Registerer
 	// Dialer dials the upstream. Default: net.Dialer.
@@ -97,7 +99,7 @@ type Server struct {
 	cfg     Config
 	opts    Options
 	log     *slog.Logger
-	audit   *slog.Logger
+	audit   *audit.Logger
 	metrics *metrics
 
 	mu       sync.Mutex
@@ -125,9 +127,6 @@ func New(cfg Config, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = discard
 	}
-	if opts.Audit == nil {
-		opts.Audit = discard
-	}
 	if opts.Dialer == nil {
 		opts.Dialer = &net.Dialer{Timeout: cfg.Upstream.DialTimeout}
 	}
@@ -142,7 +141,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		cfg:      cfg,
 		opts:     opts,
 		log:      opts.Logger,
-		audit:    opts.Audit,
+		audit:    audit.New(opts.Audit),
 		metrics:  m,
 		conns:    make(map[*conn]struct{}),
 		shutdown: make(chan struct{}),

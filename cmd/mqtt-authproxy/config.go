@@ -75,9 +75,10 @@ const auditLogHelp = "audit log, JSON lines whatever --log-format and --log-leve
 // time are dropped and counted (Dropped), with an error line in the process
 // log once it takes lines again. Close before exiting.
 type processLogs struct {
-	log, audit *slog.Logger
-	sinks      []*logsink.Writer
-	file       *os.File // the audit file, if any
+	log   *slog.Logger
+	audit io.Writer // nil: no audit log
+	sinks []*logsink.Writer
+	file  *os.File // the audit file, if any
 }
 
 // newProcessLogs builds the process log on w and the audit log on
@@ -92,12 +93,10 @@ func newProcessLogs(w io.Writer, format, level, auditDest string) (*processLogs,
 		return nil, err
 	}
 	p.log = log
-	auditOpts := &slog.HandlerOptions{Level: slog.LevelInfo}
 	switch auditDest {
 	case "off":
-		p.audit = slog.New(slog.DiscardHandler)
 	case "stderr", "":
-		p.audit = slog.New(slog.NewJSONHandler(sink, auditOpts)).With("log", "audit")
+		p.audit = sink
 	default:
 		f, err := os.OpenFile(auditDest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
@@ -105,7 +104,7 @@ func newProcessLogs(w io.Writer, format, level, auditDest string) (*processLogs,
 			return nil, fmt.Errorf("--audit-log: %w", err)
 		}
 		p.file = f
-		p.audit = slog.New(slog.NewJSONHandler(p.newSink(f), auditOpts)).With("log", "audit")
+		p.audit = p.newSink(f)
 	}
 	return p, nil
 }

@@ -59,7 +59,7 @@ func StartProxyWithLogs(t testing.TB, cfg proxy.Config, opts proxy.Options, logs
 		opts.Logger = DebugLogger(logs)
 	}
 	if opts.Audit == nil {
-		opts.Audit = DebugLogger(logs).With("log", "audit")
+		opts.Audit = logs
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = p.Registry
