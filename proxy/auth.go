@@ -98,6 +98,12 @@ func (c *conn) reauthenticate(method string, data []byte) {
 	}
 	sess := c.newSession(id)
 	c.sess.Store(sess)
+	if sess.epoch != s.policyEpoch.Load() {
+		// A reload's re-check may have swapped in its session between
+		// this compile and the Store, which replaced it: compile again
+		// now, not after the AUTH below, whose write may wait.
+		c.recheck()
+	}
 	c.armExpiry(sess.deadline)
 	// Free for the next re-authentication before the client can see the
 	// answer: a client may send its next AUTH as soon as it reads this one.

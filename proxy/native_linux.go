@@ -610,6 +610,7 @@ func (lc *loopConn) readConnack() {
 		lc.refuseHandshake(*r)
 		return
 	}
+	c.adoptClientID(connack, lc.cp)
 	// A stop from here on ends a relaying connection, with DISCONNECT.
 	if pending := c.claimConnack(true); pending != nil {
 		// The broker accepted a session the client will never hear of:

@@ -42,6 +42,8 @@ type scriptedBroker struct {
 	got   chan []byte // packet types received per connection, when it ends
 	// onPing, if set, is called as a PINGREQ arrives, before the answer.
 	onPing atomic.Pointer[func()]
+	// assigned, if set, is the Assigned Client Identifier of each CONNACK.
+	assigned atomic.Pointer[string]
 }
 
 // listenLoopback listens on an ephemeral loopback TCP port, or on a Unix
@@ -105,6 +107,9 @@ func (b *scriptedBroker) serve(c net.Conn) {
 			time.Sleep(b.delay)
 			ack := packets.NewControlPacket(packets.CONNACK)
 			ack.Content.(*packets.Connack).ReasonCode = b.code
+			if id := b.assigned.Load(); id != nil {
+				ack.Content.(*packets.Connack).Properties = &packets.Properties{AssignedClientID: *id}
+			}
 			if _, err := ack.WriteTo(c); err != nil {
 				return
 			}
@@ -124,13 +129,21 @@ func (b *scriptedBroker) upstreamAddress() string {
 // listener of network, towards upstream; it shuts down when the test ends.
 func serveNativeProxy(t *testing.T, network, upstream string, tweak func(*Config)) (*Server, net.Addr) {
 	t.Helper()
+	return serveNativeProxyWith(t, network, upstream, tweak, Options{})
+}
+
+// serveNativeProxyWith is serveNativeProxy with opts (anonymous clients
+// admitted, Go's dialer).
+func serveNativeProxyWith(t *testing.T, network, upstream string, tweak func(*Config), opts Options) (*Server, net.Addr) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Upstream.Address = upstream
 	cfg.Upstream.DialTimeout = 2 * time.Second
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	srv, err := New(cfg, Options{AllowAnonymous: true, Dialer: &net.Dialer{}})
+	opts.AllowAnonymous, opts.Dialer = true, &net.Dialer{}
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1126,3 +1139,41 @@ func TestNativeAcceptBacksOffWhenOutOfDescriptors(t *testing.T) {
 	release()
 	waitForCount(t, srv, 1) // accepted at the next retry
 }
+
+// With isolation off the proxy adopts the broker's client id before the
+// connection relays: a policy re-check, which may run at any time, then
+// reads it (the race detector's check; it adopted it after, and raced).
+func TestBrokerAssignedClientIDBeforeRelaying(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	id := "broker-assigned"
+	b.assigned.Store(&id)
+	// A policy, so that a re-check compiles grants for c.clientID.
+	srv, addr := serveNativeProxyWith(t, "tcp", b.upstreamAddress(), func(c *Config) { c.Session.Isolation = IsolationOff },
+		Options{Policy: allowPolicy{}})
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				srv.Recheck()
+			}
+		}
+	}()
+	for range 12 { // the scripted broker reports at most 16 connections unread
+		c, ack := connectClient(t, addr)
+		if ack.Properties == nil || ack.Properties.AssignedClientID != id {
+			t.Errorf("CONNACK %+v, want the broker's Assigned Client Identifier %q", ack, id)
+		}
+		c.Close()
+	}
+	close(stop)
+	<-done
+}
+
+// allowPolicy grants everything to everyone.
+type allowPolicy struct{}
+
+func (allowPolicy) Grants(*authz.Identity, string) Grants { return allowAll{} }

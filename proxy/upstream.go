@@ -146,6 +146,7 @@ func (c *conn) connectUpstream(ctx context.Context, cp *packetcodec.Connect, id 
 		c.refuse(*r)
 		return false
 	}
+	c.adoptClientID(ack, cp)
 	if pending := c.claimConnack(false); pending != nil {
 		// The broker has accepted the session but the client will never
 		// hear of it: end it upstream as the stop asks (a shutdown
@@ -295,6 +296,26 @@ func parseConnack(f packetcodec.Frame) (*packets.Connack, error) {
 	return ack, nil
 }
 
+// adoptClientID settles the client id the client hears of in the broker's
+// successful CONNACK: the one the proxy assigned (prefix, owner), or, with
+// isolation off, the broker's. It runs before claimConnack makes the
+// connection relay (a Recheck may then read c.clientID).
+func (c *conn) adoptClientID(ack *packets.Connack, cp *packetcodec.Connect) {
+	off := c.srv.cfg.Session.Isolation == IsolationOff
+	p := ack.Properties
+	switch {
+	case cp.ClientID == "" && !off:
+		p.AssignedClientID = c.clientID
+	case off && p.AssignedClientID != "":
+		// Before claimConnack's store of stateRelay, which a Recheck
+		// loads before it reads c.clientID.
+		c.clientID = p.AssignedClientID
+		c.upstreamID = p.AssignedClientID
+	default:
+		p.AssignedClientID = ""
+	}
+}
+
 // relayConnack writes the broker's successful CONNACK to the client,
 // echoing the Authentication Method [MQTT-4.12.0-5], returning the client id
 // the client knows (never the upstream's mapped one), and advertising the
@@ -303,15 +324,6 @@ func (c *conn) relayConnack(ack *packets.Connack, cp *packetcodec.Connect) {
 	s := c.srv
 	p := ack.Properties
 	p.AuthMethod, p.AuthData = c.method, nil
-	switch {
-	case cp.ClientID == "" && s.cfg.Session.Isolation != IsolationOff:
-		p.AssignedClientID = c.clientID
-	case s.cfg.Session.Isolation == IsolationOff && p.AssignedClientID != "":
-		c.clientID = p.AssignedClientID
-		c.upstreamID = p.AssignedClientID
-	default:
-		p.AssignedClientID = ""
-	}
 	maxSize := uint32(s.cfg.Limits.MaxPacketSize)
 	if p.MaximumPacketSize != nil {
 		maxSize = min(maxSize, *p.MaximumPacketSize)
