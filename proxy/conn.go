@@ -106,7 +106,7 @@ type conn struct {
 
 	// Owned by the client pump.
 	aliases        map[uint16]string // the client's topic aliases
-	aliasBytes     int               // the bytes of the topics in aliases
+	aliasBytes     int               // what aliases holds (aliasCost)
 	scratch        []byte
 	lastKADeadline time.Time
 	lastPublish    decisionCache

@@ -60,6 +60,16 @@ func decideReceive(g Grants, topic string) authz.Decision { return g.Receive(top
 // otherwise hold 4 GiB. Beyond it the client gets DISCONNECT 0x97.
 const maxAliasBytes = 256 << 10
 
+// aliasCost is what an alias for topic counts against maxAliasBytes: its
+// bytes and about what a map entry costs, so that many short topics are
+// bounded too (65,535 one-byte topics take some 4 MB of map).
+func aliasCost(topic string) int {
+	if topic == "" {
+		return 0
+	}
+	return len(topic) + 64
+}
+
 // clientPublish resolves a topic alias, authorizes the PUBLISH and forwards
 // it or answers it (SPEC 3.4, 4). Allowed packets without an alias go out as
 // their original bytes.
@@ -87,7 +97,7 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 			e := protocolError(fmt.Sprintf("topic alias %d was never defined", pv.TopicAlias))
 			return &e
 		case len(pv.Topic) > 0 && topic != old: // a client may repeat the topic each time
-			if c.aliasBytes+len(topic)-len(old) > maxAliasBytes {
+			if c.aliasBytes+aliasCost(topic)-aliasCost(old) > maxAliasBytes {
 				return &ending{cause: "client_quota_exceeded", clientCode: packets.DisconnectQuotaExceeded,
 					reason: fmt.Sprintf("topic aliases would hold more than %d KiB of topics", maxAliasBytes>>10)}
 			}
@@ -95,7 +105,7 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 				c.aliases = make(map[uint16]string)
 			}
 			c.aliases[pv.TopicAlias] = string(pv.Topic)
-			c.aliasBytes += len(topic) - len(old)
+			c.aliasBytes += aliasCost(topic) - aliasCost(old)
 		}
 		topic = c.aliases[pv.TopicAlias]
 	}

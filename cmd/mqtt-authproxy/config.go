@@ -65,7 +65,7 @@ func loadConfig(f commonFlags) (proxy.Config, error) {
 }
 
 // auditLogHelp documents serve's and dev's --audit-log.
-const auditLogHelp = "audit log, JSON lines whatever --log-format and --log-level say: stderr, off, or a file to append to"
+const auditLogHelp = "audit log, JSON lines whatever --log-format and --log-level say: stderr, off, or a file to append to (./stderr for a file of that name)"
 
 // processLogs are the process's loggers: the process log (--log-format,
 // --log-level) and the audit log (SPEC 6: slog JSON, one line per
