@@ -84,10 +84,9 @@ type conn struct {
 	ur    *packetcodec.Reader
 	uw    *packetcodec.Writer
 	state atomic.Int32
-	// logAttrs are the connection's log attributes, added to during the
-	// handshake only; logger is made from them on first use (log).
-	logAttrs []any
-	logger   atomic.Pointer[slog.Logger]
+	// logger is made on first use (log) and dropped as the handshake
+	// learns the client id and principal (logChanged).
+	logger atomic.Pointer[slog.Logger]
 
 	// Set during the handshake, read-only afterwards.
 	clientID    string // as the client knows it (assigned if it sent none)
@@ -155,21 +154,28 @@ func newConn(s *Server, nc net.Conn) *conn {
 
 // log returns the connection's logger, made on first use: slog's With
 // formats its attributes at once, and most connections never log (debug
-// lines are off by default), so it is not paid per CONNECT (issue 5).
+// lines are off by default), so it is not paid per CONNECT (issue 5). It
+// names the client id and principal known when it is made; the handshake
+// drops it (logChanged) as they become known.
 func (c *conn) log() *slog.Logger {
 	if l := c.logger.Load(); l != nil {
 		return l
 	}
-	l := c.srv.log.With(append([]any{"remote", c.nc.RemoteAddr().String()}, c.logAttrs...)...)
+	attrs := []any{"remote", c.nc.RemoteAddr().String()}
+	if c.clientID != "" {
+		attrs = append(attrs, "client_id", c.clientID)
+	}
+	if s := c.sess.Load(); s != nil && s.id != nil {
+		attrs = append(attrs, "principal", s.id.AuthenticationName)
+	}
+	l := c.srv.log.With(attrs...)
 	c.logger.CompareAndSwap(nil, l)
 	return c.logger.Load()
 }
 
-// logWith adds attributes to the connection's log lines (handshake only).
-func (c *conn) logWith(args ...any) {
-	c.logAttrs = append(c.logAttrs, args...)
-	c.logger.Store(nil)
-}
+// logChanged makes the next log line name the client id and principal as
+// they are now (handshake only).
+func (c *conn) logChanged() { c.logger.Store(nil) }
 
 // debug logs at debug level, making the logger only if that is on.
 func (c *conn) debug(msg string, args ...any) {

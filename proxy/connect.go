@@ -112,7 +112,7 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 	}
 	c.keepAlive = time.Duration(cp.KeepAlive) * time.Second
 	c.clientID = cp.ClientID // for the audit of a refusal; isolate may assign one
-	c.logWith("client_id", cp.ClientID)
+	c.logChanged()
 	return cp
 }
 
@@ -124,7 +124,7 @@ func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 	}
 	sess := c.newSession(id)
 	c.sess.Store(sess)
-	c.logWith("principal", id.AuthenticationName)
+	c.logChanged()
 	if cp.WillFlag {
 		if d := sess.grants.Publish(cp.WillTopic); !d.Allowed {
 			// SPEC 3.4: a denied Will refuses the CONNECT, naming its topic.

@@ -54,6 +54,7 @@ const sideListener = 2
 // name to resolve).
 type nativeTarget struct {
 	sa        unix.Sockaddr
+	addr      net.Addr // sa as a net.Addr, shared by every connection (read only)
 	family    int
 	keepAlive time.Duration // TCP keep-alive period; < 0 for none (net.Dialer.KeepAlive)
 }
@@ -93,16 +94,22 @@ func newNativeTarget(cfg Config, opts Options) nativeTarget {
 	if network == "unix" {
 		// x/sys/unix takes a leading '@' for an abstract name, as Go's
 		// net package does.
-		return nativeTarget{sa: &unix.SockaddrUnix{Name: addr}, family: unix.AF_UNIX, keepAlive: -1}
+		return nativeTarget{sa: &unix.SockaddrUnix{Name: addr}, family: unix.AF_UNIX, keepAlive: -1}.withAddr()
 	}
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || ap.Addr().Zone() != "" {
 		return nativeTarget{} // a host name, or a zone: Go's dialer resolves it
 	}
 	if ip := ap.Addr().Unmap(); ip.Is4() {
-		return nativeTarget{sa: &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}, family: unix.AF_INET, keepAlive: keepAlive}
+		return nativeTarget{sa: &unix.SockaddrInet4{Addr: ip.As4(), Port: int(ap.Port())}, family: unix.AF_INET, keepAlive: keepAlive}.withAddr()
 	}
-	return nativeTarget{sa: &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}, family: unix.AF_INET6, keepAlive: keepAlive}
+	return nativeTarget{sa: &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}, family: unix.AF_INET6, keepAlive: keepAlive}.withAddr()
+}
+
+// withAddr sets t.addr from t.sa.
+func (t nativeTarget) withAddr() nativeTarget {
+	t.addr = brokerAddr(t.sa)
+	return t
 }
 
 // acceptor is a listening socket the loops accept on, each registered for
@@ -367,7 +374,7 @@ func peerAddr(rsa *unix.RawSockaddrAny, n uint32) netip.AddrPort {
 var unnamedUnixPeer net.Addr = &net.UnixAddr{Name: "@", Net: "unix"}
 
 // brokerAddr is the net.Addr of the broker's socket address (one of the
-// three newNativeTarget makes).
+// three newNativeTarget makes), made once per Server.
 func brokerAddr(sa unix.Sockaddr) net.Addr {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -534,7 +541,7 @@ func (lc *loopConn) dial() {
 	if t.family == unix.AF_UNIX {
 		local = &net.UnixAddr{Net: "unix"}
 	}
-	us := &rawSock{fd: fd, local: local, remote: brokerAddr(sa)}
+	us := &rawSock{fd: fd, local: local, remote: t.addr}
 	lc.upstream = us
 	lc.maxSize = c.useUpstream(us, lc.cp)
 	c.ur.SetNonblocking(us)

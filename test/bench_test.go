@@ -1,13 +1,17 @@
 package test
 
 import (
+	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
 	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
 	"github.com/mqtt-authproxy/mqtt-authproxy/test/harness"
 )
 
@@ -36,7 +40,11 @@ func connectRoundTrip(b *testing.B, addr string, connect []byte) {
 // the proxy to a real Mosquitto (token verification, upstream dial and
 // CONNECT included), against an anonymous CONNECT straight to Mosquitto.
 func BenchmarkConnectRoundTrip(b *testing.B) {
-	s := newAuthStack(b)
+	// Logging as deployed: the process log at info, the audit log on.
+	s := newAuthStack(b, func(_ *proxy.Config, o *proxy.Options, _ *token.Config) {
+		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+		o.Audit = io.Discard
+	})
 	tok, err := s.idp.MintEntra(testTenant, principalA, 2, nil, time.Hour)
 	if err != nil {
 		b.Fatal(err)
