@@ -509,48 +509,60 @@ func (p *heldPolicy) Grants(id *authz.Identity, clientID string) proxy.Grants {
 	return g
 }
 
+// goroutineDialer is a Dialer the proxy cannot dial natively, so the
+// handshake runs on a goroutine (the path TLS and WebSocket clients take).
+type goroutineDialer struct{ net.Dialer }
+
 // SPEC 3.6: a reload that lands while a client's handshake is between
 // compiling its grants and relaying still decides that connection: the
-// re-check passes handshakes by, so the connection re-checks itself.
+// re-check passes handshakes by, so the connection re-checks itself. On
+// both handshake paths: the event loop's and a goroutine's.
 func TestPolicyReloadDuringHandshake(t *testing.T) {
-	held := &heldPolicy{clientID: "mid-handshake", compiled: make(chan struct{}), release: make(chan struct{})}
-	s := newPolicyStack(t, basePolicy, func(_ *proxy.Config, o *proxy.Options, _ *token.Config) {
-		held.Policy = o.Policy
-		o.Policy = held
-	})
-	tok := s.mint(t, principalA, time.Hour, nil)
-	type result struct {
-		c   *harness.Client
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		nc, err := net.DialTimeout("tcp", s.px.Addr, 5*time.Second)
-		if err != nil {
-			done <- result{nil, err}
-			return
-		}
-		c, err := harness.ConnectOver(t, nc, harness.ClientOptions{ClientID: held.clientID, CleanStart: true, KeepAlive: 30,
-			AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
-		done <- result{c, err}
-	}()
-	select {
-	case <-held.compiled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the handshake never compiled its grants")
-	}
-	grant := "roleDefinitionName: EventGrid TopicSpaces Publisher\n    scope: " + testNamespace + "/topicSpaces/telemetry"
-	s.reloadEdited(t, basePolicy, grant, strings.Replace(grant, "Publisher", "Subscriber", 1))
-	close(held.release)
-	r := <-done
-	if r.err != nil {
-		t.Fatalf("connect: %v", r.err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := r.c.Publish(ctx, &paho.Publish{Topic: "devices/" + principalA + "/telemetry/temp", QoS: 1, Payload: []byte("revoked")})
-	if resp == nil || resp.ReasonCode != 0x87 {
-		t.Fatalf("PUBLISH revoked during the handshake: PUBACK %+v (err %v), want 0x87", resp, err)
+	for _, path := range []string{"event loop", "goroutine"} {
+		t.Run(path, func(t *testing.T) {
+			held := &heldPolicy{clientID: "mid-handshake", compiled: make(chan struct{}), release: make(chan struct{})}
+			s := newPolicyStack(t, basePolicy, func(_ *proxy.Config, o *proxy.Options, _ *token.Config) {
+				held.Policy = o.Policy
+				o.Policy = held
+				if path == "goroutine" {
+					o.Dialer = &goroutineDialer{}
+				}
+			})
+			tok := s.mint(t, principalA, time.Hour, nil)
+			type result struct {
+				c   *harness.Client
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				nc, err := net.DialTimeout("tcp", s.px.Addr, 5*time.Second)
+				if err != nil {
+					done <- result{nil, err}
+					return
+				}
+				c, err := harness.ConnectOver(t, nc, harness.ClientOptions{ClientID: held.clientID, CleanStart: true, KeepAlive: 30,
+					AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+				done <- result{c, err}
+			}()
+			select {
+			case <-held.compiled:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the handshake never compiled its grants")
+			}
+			grant := "roleDefinitionName: EventGrid TopicSpaces Publisher\n    scope: " + testNamespace + "/topicSpaces/telemetry"
+			s.reloadEdited(t, basePolicy, grant, strings.Replace(grant, "Publisher", "Subscriber", 1))
+			close(held.release)
+			r := <-done
+			if r.err != nil {
+				t.Fatalf("connect: %v", r.err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := r.c.Publish(ctx, &paho.Publish{Topic: "devices/" + principalA + "/telemetry/temp", QoS: 1, Payload: []byte("revoked")})
+			if resp == nil || resp.ReasonCode != 0x87 {
+				t.Fatalf("PUBLISH revoked during the handshake: PUBACK %+v (err %v), want 0x87", resp, err)
+			}
+		})
 	}
 }
 
