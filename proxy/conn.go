@@ -115,6 +115,7 @@ type conn struct {
 
 	mu          sync.Mutex
 	subs        map[string]struct{}          // live subscription filters (SPEC 3.6)
+	subsBytes   int                          // what subs holds (subscriptionCost)
 	pendingSubs map[uint16]*pendingSubscribe // partially denied SUBSCRIBEs awaiting SUBACK
 	localPubrec map[uint16]struct{}          // broker→client QoS 2 the proxy acknowledged itself
 	expiry      *time.Timer

@@ -22,6 +22,16 @@ type pendingSubscribe struct {
 	added   []string // per forwarded filter: the filter if this SUBSCRIBE added it to subs, else ""
 }
 
+// maxSubscriptionBytes bounds the filters a connection's live subscriptions
+// hold (each up to 65,535 bytes, any number of them): a filter that would
+// take it past gets SUBACK 0x97 Quota exceeded and is not forwarded. About
+// 9,000 subscriptions of 50-byte filters fit.
+const maxSubscriptionBytes = 1 << 20
+
+// subscriptionCost is what a live filter counts against
+// maxSubscriptionBytes: its bytes and about what a map entry costs.
+func subscriptionCost(filter string) int { return len(filter) + 64 }
+
 // clientSubscribe judges each filter on its own (SPEC 3.2) and forwards the
 // allowed ones under the client's packet id; if none is allowed the proxy
 // answers the SUBACK itself (SPEC 3.4).
@@ -51,6 +61,38 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	if len(denied) > 0 {
 		reason = fmt.Sprintf("subscribe to '%s' not allowed: no topic space grants subscribe", strings.Join(denied, "', '"))
 	}
+	p := &pendingSubscribe{}
+	c.mu.Lock()
+	if c.subs == nil {
+		c.subs = make(map[string]struct{})
+	}
+	live, overQuota := allowed[:0], 0
+	for _, i := range allowed {
+		filter := sub.Subscriptions[i].Topic
+		if _, ok := c.subs[filter]; ok {
+			live = append(live, i)
+			p.added = append(p.added, "")
+			continue
+		}
+		if c.subsBytes+subscriptionCost(filter) > maxSubscriptionBytes {
+			reasons[i] = packets.SubackQuotaexceeded
+			denied = append(denied, filter)
+			overQuota++
+			continue
+		}
+		c.subs[filter] = struct{}{}
+		c.subsBytes += subscriptionCost(filter)
+		live = append(live, i)
+		p.added = append(p.added, filter)
+	}
+	allowed = live
+	c.mu.Unlock()
+	if overQuota > 0 {
+		if reason != "" {
+			reason += "; "
+		}
+		reason += fmt.Sprintf("%d filter(s) over the connection's subscription quota (%d KiB of filters)", overQuota, maxSubscriptionBytes>>10)
+	}
 	if len(allowed) == 0 {
 		ack := &packets.Suback{PacketID: sub.PacketID, Reasons: reasons,
 			Properties: &packets.Properties{ReasonString: c.reasonString(reason, len(reasons))}}
@@ -60,21 +102,11 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 		}
 		return nil
 	}
-	p := &pendingSubscribe{allowed: allowed, added: make([]string, len(allowed))}
+	p.allowed = allowed
 	if len(denied) > 0 {
 		p.reasons, p.reason = reasons, reason
 	}
 	c.mu.Lock()
-	if c.subs == nil {
-		c.subs = make(map[string]struct{})
-	}
-	for j, i := range allowed {
-		filter := sub.Subscriptions[i].Topic
-		if _, ok := c.subs[filter]; !ok {
-			c.subs[filter] = struct{}{}
-			p.added[j] = filter
-		}
-	}
 	if c.pendingSubs == nil {
 		c.pendingSubs = make(map[uint16]*pendingSubscribe)
 	}
@@ -112,7 +144,7 @@ func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
 	if p != nil {
 		for j, code := range ack.Reasons {
 			if j < len(p.added) && code >= 0x80 && p.added[j] != "" {
-				delete(c.subs, p.added[j])
+				c.dropSubscription(p.added[j])
 			}
 		}
 	}
@@ -150,10 +182,18 @@ func (c *conn) clientUnsubscribe(f packetcodec.Frame) *ending {
 	u := cp.Content.(*packets.Unsubscribe)
 	c.mu.Lock()
 	for _, t := range u.Topics {
-		delete(c.subs, t)
+		c.dropSubscription(t)
 	}
 	c.mu.Unlock()
 	return c.toUpstream(f.Raw)
+}
+
+// dropSubscription forgets a live filter. c.mu is held.
+func (c *conn) dropSubscription(filter string) {
+	if _, ok := c.subs[filter]; ok {
+		delete(c.subs, filter)
+		c.subsBytes -= subscriptionCost(filter)
+	}
 }
 
 // deniedSubscription returns a live subscription that the current grants no

@@ -464,6 +464,51 @@ func TestPolicyReloadAfterUnsubscribe(t *testing.T) {
 	}
 }
 
+// A connection's live subscriptions hold at most 1 MiB of filters: the
+// filter that would pass it gets SUBACK 0x97 and never reaches the broker;
+// unsubscribing makes room again.
+func TestSubscriptionQuota(t *testing.T) {
+	s := newPolicyStack(t, basePolicy)
+	a := s.connectAs(t, principalA, "many-subs", nil)
+	filter := func(i int) string {
+		return "devices/" + principalA + "/commands/" + fmt.Sprint(i) + "/" + strings.Repeat("f", 60_000)
+	}
+	sub := func(f string) byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// paho reports a SUBACK refusing every filter as an error too.
+		ack, err := a.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: f, QoS: 1}}})
+		if ack == nil || len(ack.Reasons) != 1 {
+			t.Fatalf("SUBACK %+v (err %v), want one reason", ack, err)
+		}
+		return ack.Reasons[0]
+	}
+	fits := 0
+	for ; fits < 20; fits++ { // 1 MiB holds 17 filters of 60,000 bytes
+		if code := sub(filter(fits)); code != 1 {
+			if code != 0x97 {
+				t.Fatalf("filter %d: SUBACK 0x%02x, want 0x01 or 0x97", fits, code)
+			}
+			break
+		}
+	}
+	if fits != 17 {
+		t.Fatalf("%d filters of 60,000 bytes fitted, want 17 (1 MiB)", fits)
+	}
+	if code := sub(filter(0)); code != 1 {
+		t.Errorf("re-subscribing a live filter: SUBACK 0x%02x, want 0x01 (it takes no more room)", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{filter(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if code := sub(filter(100)); code != 1 {
+		t.Errorf("after an UNSUBSCRIBE: SUBACK 0x%02x, want 0x01", code)
+	}
+}
+
 // SPEC 3.6: a policy reload decides the next PUBLISH of a live connection,
 // also on the topic it has just published to (the proxy remembers each
 // connection's last decision, keyed by the grants it was made under).
