@@ -113,14 +113,15 @@ type conn struct {
 	// Owned by the upstream pump.
 	lastReceive decisionCache
 
-	mu          sync.Mutex
-	subs        map[string]struct{}          // live subscription filters (SPEC 3.6)
-	subsBytes   int                          // what subs holds (subscriptionCost)
-	pendingSubs map[uint16]*pendingSubscribe // partially denied SUBSCRIBEs awaiting SUBACK
-	localPubrec map[uint16]struct{}          // broker→client QoS 2 the proxy acknowledged itself
-	expiry      *time.Timer
-	reauthBusy  bool
-	ending      bool // finish has begun
+	mu               sync.Mutex
+	subs             map[string]struct{}          // live subscription filters (SPEC 3.6)
+	subsBytes        int                          // what subs holds (subscriptionCost)
+	pendingSubs      map[uint16]*pendingSubscribe // forwarded SUBSCRIBEs awaiting SUBACK
+	pendingSubsBytes int                          // what pendingSubs holds (pendingSubscribe.cost)
+	localPubrec      map[uint16]struct{}          // broker→client QoS 2 the proxy acknowledged itself
+	expiry           *time.Timer
+	reauthBusy       bool
+	ending           bool // finish has begun
 	// A stop requested during the handshake: before the CONNACK is on
 	// its way it closes the socket; after, the client has been told it
 	// is connected, so relay carries the stop out with a DISCONNECT.

@@ -1177,3 +1177,38 @@ func TestBrokerAssignedClientIDBeforeRelaying(t *testing.T) {
 type allowPolicy struct{}
 
 func (allowPolicy) Grants(*authz.Identity, string) Grants { return allowAll{} }
+
+// SUBSCRIBEs awaiting the broker's SUBACK hold at most 1 MiB: a client that
+// keeps sending them while the SUBACKs do not come (this scripted broker
+// never answers one) is ended with DISCONNECT 0x97, whether or not their
+// filters are new.
+func TestPendingSubscribesAreBounded(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	_, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), nil)
+	c, _ := connectClient(t, addr)
+	subscribe := func(id uint16) error {
+		sub := packets.NewControlPacket(packets.SUBSCRIBE)
+		s := sub.Content.(*packets.Subscribe)
+		s.PacketID = id
+		for i := range 5000 { // the same 5,000 filters each time: live after the first
+			s.Subscriptions = append(s.Subscriptions, packets.SubOptions{Topic: fmt.Sprintf("f/%d", i)})
+		}
+		_, err := sub.WriteTo(c)
+		return err
+	}
+	var sent uint16
+	for sent = 1; sent <= 20; sent++ { // 5,000 filters pend as about 120 KB
+		if err := subscribe(sent); err != nil {
+			break // the proxy closed the connection
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, err := packets.ReadPacket(c)
+	if err != nil {
+		t.Fatalf("after %d SUBSCRIBEs: %v, want DISCONNECT 0x97", sent-1, err)
+	}
+	d, ok := p.Content.(*packets.Disconnect)
+	if !ok || d.ReasonCode != packets.DisconnectQuotaExceeded {
+		t.Fatalf("got %s %+v, want DISCONNECT 0x97", p.PacketType(), p.Content)
+	}
+}

@@ -22,6 +22,17 @@ type pendingSubscribe struct {
 	added   []string // per forwarded filter: the filter if this SUBSCRIBE added it to subs, else ""
 }
 
+// cost is about what p holds, counted against maxPendingSubscribeBytes.
+func (p *pendingSubscribe) cost() int {
+	return 64 + len(p.reasons) + 8*len(p.allowed) + 16*len(p.added) + len(p.reason)
+}
+
+// maxPendingSubscribeBytes bounds what a connection's SUBSCRIBEs awaiting
+// the broker's SUBACK hold: a client that sends SUBSCRIBEs (even of filters
+// it holds already) without reading the SUBACKs would otherwise grow them
+// up to 65,535 packets' worth. Beyond it the client gets DISCONNECT 0x97.
+const maxPendingSubscribeBytes = 1 << 20
+
 // maxSubscriptionBytes bounds the filters a connection's live subscriptions
 // hold (each up to 65,535 bytes, any number of them): a filter that would
 // take it past gets SUBACK 0x97 Quota exceeded and is not forwarded. About
@@ -110,7 +121,16 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	if c.pendingSubs == nil {
 		c.pendingSubs = make(map[uint16]*pendingSubscribe)
 	}
+	if old := c.pendingSubs[sub.PacketID]; old != nil { // a reused packet id: a protocol error the broker judges
+		c.pendingSubsBytes -= old.cost()
+	}
+	if c.pendingSubsBytes+p.cost() > maxPendingSubscribeBytes {
+		c.mu.Unlock()
+		return &ending{cause: "client_quota_exceeded", clientCode: packets.DisconnectQuotaExceeded,
+			reason: fmt.Sprintf("SUBSCRIBEs awaiting the broker's SUBACK hold more than %d KiB", maxPendingSubscribeBytes>>10)}
+	}
 	c.pendingSubs[sub.PacketID] = p
+	c.pendingSubsBytes += p.cost()
 	c.mu.Unlock()
 	if len(denied) == 0 {
 		return c.toUpstream(f.Raw)
@@ -141,6 +161,9 @@ func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
 	c.mu.Lock()
 	p := c.pendingSubs[ack.PacketID]
 	delete(c.pendingSubs, ack.PacketID)
+	if p != nil {
+		c.pendingSubsBytes -= p.cost()
+	}
 	if p != nil {
 		for j, code := range ack.Reasons {
 			if j < len(p.added) && code >= 0x80 && p.added[j] != "" {

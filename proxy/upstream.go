@@ -311,6 +311,7 @@ func (c *conn) adoptClientID(ack *packets.Connack, cp *packetcodec.Connect) {
 		// loads before it reads c.clientID.
 		c.clientID = p.AssignedClientID
 		c.upstreamID = p.AssignedClientID
+		c.logChanged()
 	default:
 		p.AssignedClientID = ""
 	}
