@@ -496,6 +496,9 @@ func TestSubscriptionQuota(t *testing.T) {
 	if fits != 17 {
 		t.Fatalf("%d filters of 60,000 bytes fitted, want 17 (1 MiB)", fits)
 	}
+	if n := harness.CountAudit(s.px.Logs.String(), map[string]string{"operation": "subscribe", "reason": "quota_exceeded", "topic": filter(17)}); n != 1 {
+		t.Errorf("%d audit lines for the filter over quota, want 1", n)
+	}
 	if code := sub(filter(0)); code != 1 {
 		t.Errorf("re-subscribing a live filter: SUBACK 0x%02x, want 0x01 (it takes no more room)", code)
 	}
