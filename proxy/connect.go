@@ -103,6 +103,10 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 		if errors.As(err, &pe) {
 			r.code, r.reason = pe.Code, pe.Reason
 		}
+		// Whether the client wants problem information is in the CONNECT
+		// that did not decode; a CONNACK may carry a Reason String anyway
+		// [MQTT-3.1.2-29], and this one says what to fix.
+		c.problemInfo = true
 		c.refuse(r)
 		return nil
 	}

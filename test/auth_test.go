@@ -228,6 +228,36 @@ func TestJWTConnectRejections(t *testing.T) {
 	}
 }
 
+// SPEC 4: a malformed CONNECT gets a CONNACK with the reason code the codec
+// decided and a Reason String saying what was wrong (the client's Request
+// Problem Information is unknown then; MQTT allows a Reason String on a
+// CONNACK in any case [MQTT-3.1.2-29]).
+func TestMalformedConnect(t *testing.T) {
+	s := newAuthStack(t)
+	sessionExpiry := []byte{0x11, 0, 0, 0, 10}
+	tests := []struct {
+		name       string
+		connect    harness.ConnectV5
+		wantCode   byte
+		wantReason string
+	}{
+		{"client id not UTF-8", harness.ConnectV5{ClientID: "bad\xff", CleanStart: true}, 0x81, "UTF-8"},
+		{"U+0000 in the client id", harness.ConnectV5{ClientID: "bad\x00id", CleanStart: true}, 0x81, "U+0000"},
+		{"a property twice", harness.ConnectV5{ClientID: "dup", CleanStart: true, Props: append(sessionExpiry, sessionExpiry...)}, 0x82, "duplicate property"},
+		{"Will QoS 3", harness.ConnectV5{ClientID: "will", CleanStart: true, Will: &harness.RawWill{Topic: "w", QoS: 3}}, 0x81, "QoS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := harness.DialRaw(t, s.px.Addr)
+			raw.Write(tt.connect.Bytes())
+			ack := expectConnack(t, raw, tt.wantCode)
+			if !strings.Contains(ack.Properties.ReasonString, tt.wantReason) {
+				t.Errorf("reason %q, want it to mention %q", ack.Properties.ReasonString, tt.wantReason)
+			}
+		})
+	}
+}
+
 // SPEC 3.4: with Request Problem Information = 0 no reason string is sent.
 func TestNoReasonStringWhenProblemInfoOff(t *testing.T) {
 	s := newAuthStack(t)
