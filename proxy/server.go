@@ -105,6 +105,11 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	closing  bool
+	// busyLogged is when the last "connection refused" line for
+	// limits.maxConnections was written; busySince counts the refusals
+	// since (one line a second, not one per refused socket).
+	busyLogged time.Time
+	busySince  int
 	wg       sync.WaitGroup
 	shutdown chan struct{}
 
@@ -216,10 +221,19 @@ func (s *Server) admitConn(c *conn) bool {
 	s.mu.Lock()
 	if s.closing || (s.cfg.Limits.MaxConnections > 0 && len(s.conns) >= s.cfg.Limits.MaxConnections) {
 		closing := s.closing
+		refused, logNow := 0, false
+		if !closing {
+			s.busySince++
+			if now := time.Now(); now.Sub(s.busyLogged) >= time.Second {
+				refused, logNow = s.busySince, true
+				s.busyLogged, s.busySince = now, 0
+			}
+		}
 		s.mu.Unlock()
 		s.metrics.connects.WithLabelValues(resultServerBusy).Inc()
-		if !closing {
-			s.log.Warn("connection refused", "reason", "limits.maxConnections reached", "remote", c.nc.RemoteAddr().String())
+		if logNow {
+			s.log.Warn("connections refused", "reason", "limits.maxConnections reached", "refused", refused,
+				"last_remote", c.nc.RemoteAddr().String())
 		}
 		return false
 	}

@@ -336,11 +336,19 @@ func TestMaxConnections(t *testing.T) {
 	}
 	first := harness.MustConnect(t, s.px.Addr, opts("one"))
 	harness.MustConnect(t, s.px.Addr, opts("two"))
-	if c, err := harness.Connect(t, s.px.Addr, opts("three")); err == nil {
-		t.Fatalf("a third connection was accepted (CONNACK %+v)", c.Connack)
+	for i := range 5 {
+		if c, err := harness.Connect(t, s.px.Addr, opts(fmt.Sprint("over-", i))); err == nil {
+			t.Fatalf("connection %d over the limit was accepted (CONNACK %+v)", i, c.Connack)
+		}
 	}
-	if n := counterValue(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "server_busy"); n != 1 {
-		t.Errorf(`connects_total{result="server_busy"} = %v, want 1`, n)
+	if n := counterValue(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "server_busy"); n != 5 {
+		t.Errorf(`connects_total{result="server_busy"} = %v, want 5`, n)
+	}
+	// A storm of refusals is one log line a second, not one per socket
+	// (the five took milliseconds; fewer than five lines allows for a
+	// stalled machine).
+	if n := strings.Count(s.px.Logs.String(), `"msg":"connections refused"`); n < 1 || n >= 5 {
+		t.Errorf("%d 'connections refused' lines for 5 refusals, want 1 (one a second)", n)
 	}
 	if err := first.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
 		t.Fatal(err)
