@@ -102,16 +102,16 @@ type Server struct {
 	audit   *audit.Logger
 	metrics *metrics
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	closing  bool
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
 	// busyLogged is when the last "connection refused" line for
 	// limits.maxConnections was written; busySince counts the refusals
 	// since (one line a second, not one per refused socket).
 	busyLogged time.Time
 	busySince  int
-	wg       sync.WaitGroup
-	shutdown chan struct{}
+	wg         sync.WaitGroup
+	shutdown   chan struct{}
 
 	// loops relay connections whose sockets are both plain (loop_linux.go).
 	loops    []*eventLoop
