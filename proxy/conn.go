@@ -92,7 +92,7 @@ type conn struct {
 	clientID    string // as the client knows it (assigned if it sent none)
 	upstreamID  string // as the broker knows it (SPEC 3.5)
 	method      string // Authentication Method, "" for anonymous
-	problemInfo bool   // Request Problem Information (default true)
+	problemInfo bool   // Request Problem Information: true unless the CONNECT set 0 (set as it decodes)
 	// clientMaxPacket is the client's Maximum Packet Size; 0 if it set none.
 	clientMaxPacket uint32
 	keepAlive       time.Duration
