@@ -120,9 +120,6 @@ type acceptor struct {
 	network string // "tcp" or "unix"
 	local   net.Addr
 	failed  chan error // a non-temporary accept error, for Serve
-	// noDelay: TCP_NODELAY is set on the listening socket, and Linux
-	// copies it to each accepted one (one system call less per CONNECT).
-	noDelay bool
 
 	mu     sync.Mutex // held while accepting, and by close
 	fd     int
@@ -163,9 +160,6 @@ func (s *Server) serveOnLoops(ctx context.Context, ln net.Listener) (bool, error
 		return false, nil
 	}
 	a := &acceptor{srv: s, ctx: ctx, network: network, local: ln.Addr(), fd: fd, failed: make(chan error, 1)}
-	if network == "tcp" {
-		a.noDelay = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) == nil
-	}
 	for _, l := range s.loops {
 		if err := l.addAcceptor(a); err != nil {
 			s.log.Debug("event loop unavailable, accepting with goroutines", "err", err)
@@ -298,7 +292,7 @@ func (la *loopAcceptor) pause(err error) {
 
 // serveNative starts the handshake of an accepted socket on loop l.
 func (s *Server) serveNative(a *acceptor, l *eventLoop, fd int, peer netip.AddrPort) {
-	if a.network == "tcp" && !a.noDelay {
+	if a.network == "tcp" {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 	rs := &rawSock{fd: fd, local: a.local, peer: peer}
