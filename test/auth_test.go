@@ -498,7 +498,13 @@ func TestExpiryWithoutReauth(t *testing.T) {
 	if late := ended.Sub(exp.Add(time.Second)); late > time.Second+500*time.Millisecond {
 		t.Errorf("ended %s after exp + skew, want within 1 s", late)
 	}
-	// SPEC 6: one line per disconnect.
+	// SPEC 6: one line per disconnect. It is written after the sockets
+	// close, and before the connection is counted out.
+	for deadline := time.Now().Add(5 * time.Second); s.px.Server.ConnectionCount() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired connection was never counted out")
+		}
+	}
 	if n := harness.CountAudit(s.px.Logs.String(), map[string]string{"event": "disconnect", "client_id": "short"}); n != 1 {
 		t.Errorf("%d disconnect audit lines, want 1:\n%s", n, s.px.Logs.String())
 	}
