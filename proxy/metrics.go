@@ -19,7 +19,10 @@ type metrics struct {
 	reauths            *prometheus.CounterVec
 	acceptErrors       prometheus.Counter
 	upstreamDialErrors prometheus.Counter
-	packetsVec         *prometheus.CounterVec
+	// subscriptionsOverQuota counts filters refused with SUBACK 0x97 for
+	// the connection's subscription budget (maxSubscriptionBytes).
+	subscriptionsOverQuota prometheus.Counter
+	packetsVec             *prometheus.CounterVec
 	// packets caches the children of packetsVec by direction and packet
 	// type, so the hot path does no label lookup (STYLE 38).
 	packets [2][16]prometheus.Counter
@@ -55,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mqtt_authproxy_upstream_dial_errors_total",
 			Help: "Failed dials to the upstream broker.",
 		}),
+		subscriptionsOverQuota: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mqtt_authproxy_subscriptions_over_quota_total",
+			Help: "Subscription filters refused (SUBACK 0x97) because the connection's live filters would pass 1 MiB.",
+		}),
 		packetsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqtt_authproxy_packets_total",
 			Help: "MQTT packets read, by direction and packet type.",
@@ -77,7 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.active, m.connects, m.disconnects, m.denials, m.reauths,
-			m.acceptErrors, m.upstreamDialErrors, m.packetsVec} {
+			m.acceptErrors, m.upstreamDialErrors, m.subscriptionsOverQuota, m.packetsVec} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register proxy metrics: %w", err)
 			}

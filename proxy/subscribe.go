@@ -89,6 +89,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 			reasons[i] = packets.SubackQuotaexceeded
 			denied = append(denied, filter)
 			overQuota++
+			c.srv.metrics.subscriptionsOverQuota.Inc()
 			c.auditEvent("denial", "subscribe", filter, "deny", "quota_exceeded", "")
 			continue
 		}

@@ -507,6 +507,9 @@ func TestSubscriptionQuota(t *testing.T) {
 	if n := harness.CountAudit(s.px.Logs.String(), map[string]string{"operation": "subscribe", "reason": "quota_exceeded", "topic": filter(17)}); n != 1 {
 		t.Errorf("%d audit lines for the filter over quota, want 1", n)
 	}
+	if n := counterValue(t, s.px.Registry, "mqtt_authproxy_subscriptions_over_quota_total", "", ""); n != 1 {
+		t.Errorf("mqtt_authproxy_subscriptions_over_quota_total = %v, want 1", n)
+	}
 	if code := sub(filter(0)); code != 1 {
 		t.Errorf("re-subscribing a live filter: SUBACK 0x%02x, want 0x01 (it takes no more room)", code)
 	}
@@ -722,7 +725,7 @@ mqtt_authproxy_denials_total{action="subscribe"} %d
 }
 
 // counterValue is the value of counter name with label = value in reg (0 if
-// absent).
+// absent); label "" reads a counter without labels.
 func counterValue(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
@@ -734,6 +737,9 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name, label, value stri
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			if label == "" {
+				return m.GetCounter().GetValue()
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
