@@ -98,7 +98,7 @@ func (c *conn) reauthenticate(method string, data []byte) {
 	}
 	sess := c.newSession(id)
 	c.sess.Store(sess)
-	if sess.epoch != s.policyEpoch.Load() {
+	if c.staleSession(sess, s.policyEpoch.Load()) {
 		// A reload's re-check may have swapped in its session between
 		// this compile and the Store, which replaced it: compile again
 		// now, not after the AUTH below, whose write may wait.
@@ -140,21 +140,33 @@ func (c *conn) armExpiry(deadline time.Time) {
 	})
 }
 
+// staleSession reports whether sess's grants may not be the current
+// policy's (compiled before epoch, the Server's policyEpoch read now) or
+// were compiled for another client id than c's.
+func (c *conn) staleSession(sess *session, epoch uint64) bool {
+	return sess.epoch != epoch || sess.clientID != c.clientID
+}
+
 // recheck ends the connection with DISCONNECT 0x87 if one of its live
-// subscriptions is no longer allowed by the current policy (SPEC 3.6).
+// subscriptions is no longer allowed by the current policy (SPEC 3.6),
+// first compiling the grants again if the session's are stale: from before
+// a reload (Recheck moves the epoch on first) or for another client id.
 func (c *conn) recheck() {
 	if c.state.Load() != stateRelay {
 		return
 	}
 	sess := c.sess.Load()
 	if p := c.srv.opts.Policy; p != nil {
-		// Compiled from the policy current now; if another re-check or a
-		// re-authentication swapped the session meanwhile, perhaps with
-		// grants of an older policy, compile again: the last swap must
-		// carry the current policy.
+		// If another re-check or a re-authentication swapped the session
+		// meanwhile, perhaps with grants of an older policy, look again:
+		// the last swap must carry the current policy.
 		for {
 			old := c.sess.Load()
 			epoch := c.srv.policyEpoch.Load()
+			if !c.staleSession(old, epoch) {
+				sess = old // compiled after the last reload began
+				break
+			}
 			sess = &session{id: old.id, grants: p.Grants(old.id, c.clientID), deadline: old.deadline, gen: sessionGen.Add(1), epoch: epoch, clientID: c.clientID}
 			if c.sess.CompareAndSwap(old, sess) {
 				break

@@ -145,7 +145,7 @@ func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 // here (state is stateRelay).
 func (c *conn) established() {
 	sess := c.sess.Load()
-	if sess.epoch != c.srv.policyEpoch.Load() || sess.clientID != c.clientID {
+	if c.staleSession(sess, c.srv.policyEpoch.Load()) {
 		// The policy was reloaded after admit compiled the grants, and
 		// Recheck passed this connection by while it was in its
 		// handshake (state is stateRelay already, so a later reload's

@@ -33,14 +33,14 @@ func (c *conn) clientPump() ending {
 	}
 }
 
-// clientFrame handles one packet from the client, for the client pump and
-// the event loop alike; a non-nil ending ends the connection.
 // testHookClientFrame, set by a test before it starts any connection, sees
 // each client packet as its connection handles it, on the handling thread:
 // a test can then tell the order the loop served connections in without
 // the delay of observing it elsewhere.
 var testHookClientFrame func(packetcodec.Frame)
 
+// clientFrame handles one packet from the client, for the client pump and
+// the event loop alike; a non-nil ending ends the connection.
 func (c *conn) clientFrame(f packetcodec.Frame) *ending {
 	if testHookClientFrame != nil {
 		testHookClientFrame(f)
