@@ -114,8 +114,9 @@ type conn struct {
 	lastReceive decisionCache
 
 	mu               sync.Mutex
-	subs             map[string]struct{}          // live subscription filters (SPEC 3.6)
+	subs             map[string]uint32            // live subscription filters (SPEC 3.6) → the pendingSubscribe.seq deciding them, 0 once settled
 	subsBytes        int                          // what subs holds (subscriptionCost)
+	subSeq           uint32                       // the last pendingSubscribe.seq
 	pendingSubs      map[uint16]*pendingSubscribe // forwarded SUBSCRIBEs awaiting SUBACK
 	pendingSubsBytes int                          // what pendingSubs holds (pendingSubscribe.cost)
 	localPubrec      map[uint16]struct{}          // broker→client QoS 2 the proxy acknowledged itself

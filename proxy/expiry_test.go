@@ -158,12 +158,17 @@ func TestExpiryTimer(t *testing.T) {
 	}
 }
 
-// pipeProxy starts a server with auth and a net.Pipe broker dialer, serves
-// one net.Pipe client connection and sends its CONNECT (alice, 10 min);
-// it returns the client's end and the dialer.
-func pipeProxy(t *testing.T, auth Authenticator) (*Server, net.Conn, *pipeDialer) {
+// pipeProxy starts a server with auth (and opts' Policy) and a net.Pipe
+// broker dialer, serves one net.Pipe client connection and sends its
+// CONNECT (alice, 10 min); it returns the client's end and the dialer.
+func pipeProxy(t *testing.T, auth Authenticator, opts ...Options) (*Server, net.Conn, *pipeDialer) {
 	d := &pipeDialer{brokers: make(chan net.Conn, 1)}
-	srv, err := New(DefaultConfig(), Options{Authenticator: auth, Dialer: d})
+	o := Options{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Authenticator, o.Dialer = auth, d
+	srv, err := New(DefaultConfig(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,8 @@ type pendingSubscribe struct {
 	reasons []byte   // per filter of the client's SUBSCRIBE; 0x87 where denied; nil when none was
 	allowed []int    // indexes of reasons filled, in order, by the broker's SUBACK
 	reason  string   // Reason String naming the denied filters
-	added   []string // per forwarded filter: the filter if this SUBSCRIBE added it to subs, else ""
+	added   []string // per forwarded filter: the filter if this SUBSCRIBE decides whether it stays in subs, else ""
+	seq     uint32   // the subs value of the filters in added while this SUBSCRIBE pends
 }
 
 // cost is about what p holds, counted against maxPendingSubscribeBytes.
@@ -53,6 +54,15 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 		return &e
 	}
 	sub := cp.Content.(*packets.Subscribe)
+	c.mu.Lock()
+	_, inUse := c.pendingSubs[sub.PacketID]
+	c.mu.Unlock()
+	if inUse {
+		// [MQTT-2.2.1-3]. Both SUBACKs would carry the id, and the proxy
+		// could not tell which answers which.
+		e := protocolError(fmt.Sprintf("packet identifier %d is in use by a SUBSCRIBE awaiting its SUBACK", sub.PacketID))
+		return &e
+	}
 	grants := c.sess.Load().grants
 	reasons := make([]byte, len(sub.Subscriptions))
 	var allowed []int
@@ -72,17 +82,30 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	if len(denied) > 0 {
 		reason = fmt.Sprintf("subscribe to '%s' not allowed: no topic space grants subscribe", strings.Join(denied, "', '"))
 	}
-	p := &pendingSubscribe{}
 	c.mu.Lock()
 	if c.subs == nil {
-		c.subs = make(map[string]struct{})
+		c.subs = make(map[string]uint32)
 	}
+	c.subSeq++
+	if c.subSeq == 0 { // 0 marks a settled filter
+		c.subSeq = 1
+	}
+	p := &pendingSubscribe{seq: c.subSeq}
 	live, overQuota := allowed[:0], 0
 	for _, i := range allowed {
 		filter := sub.Subscriptions[i].Topic
-		if _, ok := c.subs[filter]; ok {
+		if owner, ok := c.subs[filter]; ok {
 			live = append(live, i)
-			p.added = append(p.added, "")
+			if owner == 0 {
+				// Settled: a refusal of this SUBSCRIBE may leave the
+				// broker's subscription in place, so it stays watched.
+				p.added = append(p.added, "")
+				continue
+			}
+			// Still pending from an earlier SUBSCRIBE (perhaps one the
+			// client has since unsubscribed): the newest one decides.
+			c.subs[filter] = p.seq
+			p.added = append(p.added, filter)
 			continue
 		}
 		if c.subsBytes+subscriptionCost(filter) > maxSubscriptionBytes {
@@ -93,7 +116,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 			c.auditEvent("denial", "subscribe", filter, "deny", "quota_exceeded", "")
 			continue
 		}
-		c.subs[filter] = struct{}{}
+		c.subs[filter] = p.seq
 		c.subsBytes += subscriptionCost(filter)
 		live = append(live, i)
 		p.added = append(p.added, filter)
@@ -123,9 +146,6 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	if c.pendingSubs == nil {
 		c.pendingSubs = make(map[uint16]*pendingSubscribe)
 	}
-	if old := c.pendingSubs[sub.PacketID]; old != nil { // a reused packet id: a protocol error the broker judges
-		c.pendingSubsBytes -= old.cost()
-	}
 	if c.pendingSubsBytes+p.cost() > maxPendingSubscribeBytes {
 		c.mu.Unlock()
 		return &ending{cause: "client_quota_exceeded", clientCode: packets.DisconnectQuotaExceeded,
@@ -152,7 +172,8 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 
 // upstreamSuback merges the broker's SUBACK with the proxy's denials when the
 // SUBSCRIBE was partially denied; otherwise it is forwarded unchanged. Filters
-// the broker refused are dropped from the live set.
+// the broker refused are dropped from the live set, unless a later SUBSCRIBE
+// of the same filter still awaits its answer.
 func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
 	cp, err := packetcodec.Decode(f)
 	if err != nil {
@@ -168,8 +189,13 @@ func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
 	}
 	if p != nil {
 		for j, code := range ack.Reasons {
-			if j < len(p.added) && code >= 0x80 && p.added[j] != "" {
+			if j >= len(p.added) || p.added[j] == "" || c.subs[p.added[j]] != p.seq {
+				continue
+			}
+			if code >= 0x80 {
 				c.dropSubscription(p.added[j])
+			} else {
+				c.subs[p.added[j]] = 0
 			}
 		}
 	}
