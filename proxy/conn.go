@@ -99,6 +99,9 @@ type conn struct {
 	aliasMax        uint16
 
 	sess atomic.Pointer[session]
+	// overLimit: admitted over limits.maxConnections, to be answered
+	// CONNACK 0x97 (set before the connection is served, then read-only).
+	overLimit bool
 	// clientLeft is set when the client sent DISCONNECT; it then decides
 	// how the connection ends, whatever the broker does next.
 	clientLeft atomic.Pointer[ending]

@@ -159,11 +159,16 @@ func (c *conn) established() {
 	c.debug("connected", "upstream_client_id", c.upstreamID)
 }
 
-// authStart applies the CONNECT table of SPEC 2 up to the token: it
+// authStart applies the CONNECT table of SPEC 2 up to the token, after
+// refusing a connection over limits.maxConnections (admitConn): it
 // returns the identity of an anonymous client, or the refusal to send, or
 // (both nil) the method and data that verify must check.
 func (c *conn) authStart(cp *packetcodec.Connect) (method string, data []byte, id *authz.Identity, r *refusal) {
 	s := c.srv
+	if c.overLimit {
+		return "", nil, nil, &refusal{code: packets.ConnackQuotaExceeded, label: resultServerBusy,
+			reason: fmt.Sprintf("the proxy serves its limit of %d connections (limits.maxConnections); try again later", s.cfg.Limits.MaxConnections)}
+	}
 	if cp.Properties != nil {
 		method, data = cp.Properties.AuthMethod, cp.Properties.AuthData
 	}

@@ -1205,3 +1205,63 @@ func TestPendingSubscribesAreBounded(t *testing.T) {
 		t.Fatalf("got %s %+v, want DISCONNECT 0x97", p.PacketType(), p.Content)
 	}
 }
+
+// Connections over limits.maxConnections are answered CONNACK 0x97 once
+// their CONNECT arrives, but at most maxOverLimitAnswers wait for it at
+// once: beyond that a socket is closed unanswered, so a flood of silent
+// sockets costs a bounded number of descriptors. Places free up as the
+// waiting sockets end.
+func TestOverLimitAnswersAreBounded(t *testing.T) {
+	b := startBroker(t, "unix", packets.ConnackSuccess, 0)
+	srv, addr := serveNativeProxy(t, "tcp", b.upstreamAddress(), func(c *Config) { c.Limits.MaxConnections = 1 })
+	connectClient(t, addr)
+	silent := make([]net.Conn, maxOverLimitAnswers)
+	for i := range silent {
+		c, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		silent[i] = c
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		srv.mu.Lock()
+		n := srv.overLimit
+		srv.mu.Unlock()
+		if n == maxOverLimitAnswers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sockets waiting to be refused, want %d", n, maxOverLimitAnswers)
+		}
+	}
+	if _, ack, err := dialConnect(addr, 0); err == nil {
+		t.Fatalf("with %d refusals waiting: CONNACK %+v, want the socket closed unanswered", maxOverLimitAnswers, ack)
+	}
+	if _, err := tokenConnect("any").WriteTo(silent[0]); err != nil { // the limit is judged before the token
+		t.Fatal(err)
+	}
+	_ = silent[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	p, err := packets.ReadPacket(silent[0])
+	if err != nil {
+		t.Fatalf("a waiting socket's CONNECT: %v, want CONNACK 0x97", err)
+	}
+	if ack, ok := p.Content.(*packets.Connack); !ok || ack.ReasonCode != packets.ConnackQuotaExceeded {
+		t.Fatalf("a waiting socket's CONNECT: %s %+v, want CONNACK 0x97", p.PacketType(), p.Content)
+	}
+	for _, c := range silent[1:] {
+		c.Close()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, ack, err := dialConnect(addr, 0)
+		if err == nil && ack.ReasonCode == packets.ConnackQuotaExceeded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the waiting sockets closed: CONNACK %+v (err %v), want 0x97", ack, err)
+		}
+	}
+	if n := srv.ConnectionCount(); n != 1 {
+		t.Errorf("ConnectionCount() = %d, want 1", n)
+	}
+}

@@ -109,9 +109,12 @@ type Server struct {
 	// limits.maxConnections was written; busySince counts the refusals
 	// since (one line a second, not one per refused socket).
 	busyLogged time.Time
-	busySince  int
-	wg         sync.WaitGroup
-	shutdown   chan struct{}
+	// overLimit counts the connections of conns admitted over
+	// limits.maxConnections to be refused (conn.overLimit).
+	overLimit int
+	busySince int
+	wg        sync.WaitGroup
+	shutdown  chan struct{}
 
 	// loops relay connections whose sockets are both plain (loop_linux.go).
 	loops    []*eventLoop
@@ -217,9 +220,16 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 
 // admitConn counts c in, unless the server is closing or at
 // limits.maxConnections; the caller then closes its socket.
+// A connection over the limit is admitted all the same, marked overLimit,
+// while fewer than maxOverLimitAnswers are: its handshake reads the CONNECT
+// and answers CONNACK 0x97 Quota exceeded, which a client can tell from a
+// network failure. Closing the socket at once would leave the client
+// guessing, and answering before its CONNECT is read could reset the
+// connection and lose the CONNACK.
 func (s *Server) admitConn(c *conn) bool {
 	s.mu.Lock()
-	if s.closing || (s.cfg.Limits.MaxConnections > 0 && len(s.conns) >= s.cfg.Limits.MaxConnections) {
+	limit := s.cfg.Limits.MaxConnections
+	if s.closing || (limit > 0 && len(s.conns)-s.overLimit >= limit) {
 		closing := s.closing
 		refused, logNow := 0, false
 		if !closing {
@@ -229,13 +239,22 @@ func (s *Server) admitConn(c *conn) bool {
 				s.busyLogged, s.busySince = now, 0
 			}
 		}
+		answer := !closing && s.overLimit < maxOverLimitAnswers
+		if answer {
+			c.overLimit = true
+			s.overLimit++
+			s.conns[c] = struct{}{}
+			s.wg.Add(1)
+		}
 		s.mu.Unlock()
-		s.metrics.connects.WithLabelValues(resultServerBusy).Inc()
+		if !answer { // counted as its refusal is sent otherwise
+			s.metrics.connects.WithLabelValues(resultServerBusy).Inc()
+		}
 		if logNow {
 			s.log.Warn("connections refused", "reason", "limits.maxConnections reached", "refused", refused,
 				"last_remote", c.nc.RemoteAddr().String())
 		}
-		return false
+		return answer
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
@@ -243,10 +262,19 @@ func (s *Server) admitConn(c *conn) bool {
 	return true
 }
 
+// maxOverLimitAnswers bounds the connections over limits.maxConnections
+// being answered at once: each holds a descriptor and its state until its
+// CONNECT arrives or the connect timeout passes. Beyond it, sockets are
+// closed unanswered.
+const maxOverLimitAnswers = 64
+
 // forget counts c out once it has ended.
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.overLimit {
+		s.overLimit--
+	}
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -311,9 +339,10 @@ func (s *Server) Recheck() {
 	}
 }
 
-// ConnectionCount returns the number of live client connections.
+// ConnectionCount returns the number of live client connections, not
+// counting those over limits.maxConnections that are being refused.
 func (s *Server) ConnectionCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return len(s.conns) - s.overLimit
 }

@@ -326,8 +326,10 @@ func TestIsolationOffBrokerAssignedClientID(t *testing.T) {
 	}
 }
 
-// SPEC 7 limits.maxConnections: connections beyond it are closed at once
-// and counted as server_busy; a place freed is taken again.
+// SPEC 7 limits.maxConnections: connections beyond it are answered
+// CONNACK 0x97 Quota exceeded (SPEC 2 has no row for it; 0x97 is Event
+// Grid's QuotaExceeded and MQTT's "administratively imposed limit") and
+// counted as server_busy; a place freed is taken again.
 func TestMaxConnections(t *testing.T) {
 	s := newAuthStack(t, func(c *proxy.Config, _ *proxy.Options, _ *token.Config) { c.Limits.MaxConnections = 2 })
 	tok := s.mint(t, principalA, time.Hour, nil)
@@ -337,9 +339,19 @@ func TestMaxConnections(t *testing.T) {
 	first := harness.MustConnect(t, s.px.Addr, opts("one"))
 	harness.MustConnect(t, s.px.Addr, opts("two"))
 	for i := range 5 {
-		if c, err := harness.Connect(t, s.px.Addr, opts(fmt.Sprint("over-", i))); err == nil {
+		// The client is told why: CONNACK 0x97 Quota exceeded, not a
+		// closed socket it cannot tell from a network failure.
+		c, err := harness.Connect(t, s.px.Addr, opts(fmt.Sprint("over-", i)))
+		if err == nil {
 			t.Fatalf("connection %d over the limit was accepted (CONNACK %+v)", i, c.Connack)
 		}
+		if ack := c.Connack; ack == nil || ack.ReasonCode != 0x97 || ack.Properties == nil ||
+			!strings.Contains(ack.Properties.ReasonString, "limits.maxConnections") {
+			t.Fatalf("connection %d over the limit: CONNACK %+v (err %v), want 0x97 naming limits.maxConnections", i, ack, err)
+		}
+	}
+	if n := s.px.Server.ConnectionCount(); n != 2 {
+		t.Errorf("ConnectionCount() = %d after the refusals, want 2", n)
 	}
 	if n := counterValue(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "server_busy"); n != 5 {
 		t.Errorf(`connects_total{result="server_busy"} = %v, want 5`, n)
