@@ -133,9 +133,7 @@ func serve(ctx context.Context, cfg proxy.Config, logs *processLogs, grace time.
 		for {
 			select {
 			case <-hup:
-				if err := store.Reload(); err != nil {
-					log.Error("policy reload rejected; keeping the previous policy", "err", err)
-				}
+				_ = store.Reload() // which logs and counts a rejected policy itself
 			case <-ctx.Done():
 				return
 			}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,4 +356,48 @@ func TestUpstreamPasswordFromEnvironment(t *testing.T) {
 			<-exit
 		})
 	}
+}
+
+// SPEC 3.6: SIGHUP reloads the policy, for set-ups where the file watcher
+// sees nothing (a file system without inotify). The file is left as it is,
+// so the watcher, which reloads only changed content, does not reload it;
+// only the signal can.
+func TestSighupReloadsThePolicy(t *testing.T) {
+	logs := &harness.SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, exit := startServe(ctx, t, logs)
+	waitLog(t, logs, "mqtt listener", "address") // logged after the SIGHUP handler is in place
+	adminAddr := waitLog(t, logs, "admin listener", "address")
+	const reloaded = `mqtt_authproxy_policy_reloads_total{result="success"} 1`
+	if body := scrape(t, adminAddr); strings.Contains(body, reloaded) {
+		t.Fatalf("reloaded before the signal:\n%s", body)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(scrape(t, adminAddr), reloaded); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no policy reload within 5 s of SIGHUP\n%s", logs.String())
+		}
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Errorf("serve exited %d, want 0", code)
+	}
+}
+
+// scrape returns the admin listener's /metrics.
+func scrape(t *testing.T, adminAddr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
