@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"testing"
@@ -18,6 +19,70 @@ import (
 // SPEC 6: the same proxy serves MQTT over TLS and over WebSocket (ws and
 // wss, path /mqtt, subprotocol mqtt), with JWT authentication on each.
 func TestTLSAndWebSocketListeners(t *testing.T) {
+	s, conns := newListenersStack(t)
+	for _, name := range []string{"tls", "ws", "wss"} {
+		t.Run(name, func(t *testing.T) {
+			tok := s.mint(t, principalA, time.Hour, nil)
+			c, err := harness.ConnectOver(t, conns[name](), harness.ClientOptions{ClientID: "over-" + name, CleanStart: true,
+				AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Log(s.px.Logs.String())
+				}
+			})
+			subscribe(t, c, "over/"+name, 1)
+			publish(t, c, &paho.Publish{Topic: "over/" + name, QoS: 1, Payload: []byte(name)})
+			if got := c.WaitMessages(1, 5*time.Second); len(got) != 1 || string(got[0].Payload) != name {
+				t.Fatalf("round trip over %s: got %d messages", name, len(got))
+			}
+		})
+	}
+}
+
+// SPEC 6: on shutdown every client gets DISCONNECT 0x8B, whichever listener
+// it came through. Closing the WebSocket listener used to end its live
+// connections under the proxy as it wrote the DISCONNECTs.
+func TestShutdownDisconnectsEveryListener(t *testing.T) {
+	s, conns := newListenersStack(t)
+	conns["tcp"] = func() net.Conn {
+		c, err := net.Dial("tcp", s.px.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tok := s.mint(t, principalA, time.Hour, nil)
+	clients := map[string]*harness.Client{}
+	for name, dial := range conns {
+		for i := range 4 {
+			id := fmt.Sprint("shut-", name, "-", i)
+			c, err := harness.ConnectOver(t, dial(), harness.ClientOptions{ClientID: id, CleanStart: true,
+				AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok), NoAutoClose: true})
+			if err != nil {
+				t.Fatalf("%s: connect: %v", id, err)
+			}
+			clients[id] = c
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.px.Server.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for id, c := range clients {
+		if d, closed := c.WaitClosed(5 * time.Second); !closed || d == nil || d.ReasonCode != 0x8b {
+			t.Errorf("%s: closed %v DISCONNECT %+v, want 0x8B", id, closed, d)
+		}
+	}
+}
+
+// newListenersStack serves an authenticating proxy on a TLS, a WebSocket and
+// a secure WebSocket listener besides its TCP one, and returns how to dial
+// each.
+func newListenersStack(t *testing.T) (*authStack, map[string]func() net.Conn) {
 	s := newAuthStack(t)
 	certFile, keyFile, pool := harness.SelfSignedCert(t, t.TempDir(), "proxy")
 
@@ -66,24 +131,5 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 		"ws":  func() net.Conn { return dialWS("ws://"+wsLn.Addr().String()+"/mqtt", nil) },
 		"wss": func() net.Conn { return dialWS("wss://"+wssLn.Addr().String()+"/mqtt", tlsClient) },
 	}
-	for _, name := range []string{"tls", "ws", "wss"} {
-		t.Run(name, func(t *testing.T) {
-			tok := s.mint(t, principalA, time.Hour, nil)
-			c, err := harness.ConnectOver(t, conns[name](), harness.ClientOptions{ClientID: "over-" + name, CleanStart: true,
-				AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
-			if err != nil {
-				t.Fatalf("connect: %v", err)
-			}
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Log(s.px.Logs.String())
-				}
-			})
-			subscribe(t, c, "over/"+name, 1)
-			publish(t, c, &paho.Publish{Topic: "over/" + name, QoS: 1, Payload: []byte(name)})
-			if got := c.WaitMessages(1, 5*time.Second); len(got) != 1 || string(got[0].Payload) != name {
-				t.Fatalf("round trip over %s: got %d messages", name, len(got))
-			}
-		})
-	}
+	return s, conns
 }

@@ -20,8 +20,6 @@ type WebSocket struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
-	ctx   context.Context
-	stop  context.CancelFunc
 }
 
 // ListenWebSocket serves MQTT over WebSocket on addr at path; with tlsCfg
@@ -34,8 +32,7 @@ func ListenWebSocket(addr, path string, tlsCfg *tls.Config) (*WebSocket, error) 
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	w := &WebSocket{ln: ln, conns: make(chan net.Conn), done: make(chan struct{}), ctx: ctx, stop: stop}
+	w := &WebSocket{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc(path, w.upgrade)
 	w.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -58,7 +55,10 @@ func (w *WebSocket) upgrade(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(-1) // the proxy's packet size limit applies instead
-	nc := websocket.NetConn(w.ctx, c, websocket.MessageBinary)
+	// Not tied to the listener: closing it must leave accepted
+	// connections to the proxy, which tells each client why it goes
+	// (DISCONNECT 0x8B on shutdown) before closing it.
+	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	select {
 	case w.conns <- &wsConn{Conn: nc, remote: remoteAddr(r)}:
 	case <-w.done:
@@ -76,12 +76,12 @@ func (w *WebSocket) Accept() (net.Conn, error) {
 	}
 }
 
-// Close implements net.Listener.
+// Close implements net.Listener: it stops accepting; connections already
+// accepted stay open until closed themselves.
 func (w *WebSocket) Close() error {
 	var err error
 	w.once.Do(func() {
 		close(w.done)
-		w.stop()
 		err = w.srv.Close()
 	})
 	return err
