@@ -28,6 +28,9 @@ var ErrWouldBlock = errors.New("packetcodec: operation would block")
 type Error struct {
 	Code   byte
 	Reason string
+	// Type is the packet type the fixed header announced, where the
+	// error is about a whole packet (too large); 0 otherwise.
+	Type byte
 }
 
 // Error implements error.

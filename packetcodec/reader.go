@@ -192,7 +192,7 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	total := hl + rl
 	if total > r.max {
 		// SPEC 4: refused from the header alone, nothing allocated.
-		return Frame{}, &Error{Code: codePacketTooLarge, Reason: fmt.Sprintf("packet of %d bytes exceeds the maximum packet size %d", total, r.max)}
+		return Frame{}, &Error{Code: codePacketTooLarge, Type: t, Reason: fmt.Sprintf("packet of %d bytes exceeds the maximum packet size %d", total, r.max)}
 	}
 
 	if total <= r.br.Size() {

@@ -251,6 +251,9 @@ func (c *Config) validateProxy() error {
 	if c.Limits.MaxAuthDataSize < 1 || c.Limits.MaxAuthDataSize > 65535 {
 		bad("limits.maxAuthDataSize", "must be between 1 and 65535 bytes, got %d", c.Limits.MaxAuthDataSize)
 	}
+	if c.Limits.MaxPacketSize < c.Limits.MaxAuthDataSize {
+		bad("limits.maxPacketSize", "is smaller than limits.maxAuthDataSize (%d bytes): a CONNECT carrying a token of the allowed size would be refused (CONNACK 0x95)", c.Limits.MaxAuthDataSize)
+	}
 	if c.Limits.ConnectTimeout <= 0 {
 		bad("limits.connectTimeout", "must be positive, got %s", c.Limits.ConnectTimeout)
 	}

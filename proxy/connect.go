@@ -18,6 +18,7 @@ const (
 	resultSuccess           = "success"
 	resultNoConnect         = "no_connect"
 	resultProtocolError     = "protocol_error"
+	resultTooLarge          = "packet_too_large"
 	resultUnsupportedV3     = "unsupported_protocol_version"
 	resultBadMethod         = "bad_authentication_method"
 	resultNotAuthorized     = "not_authorized"
@@ -80,6 +81,14 @@ func (c *conn) handshake(ctx context.Context) bool {
 // decoded, or answers as SPEC 2 says and returns nil.
 func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect {
 	s := c.srv
+	if pe := (*packetcodec.Error)(nil); errors.As(err, &pe) && pe.Code == packets.ConnackPacketTooLarge && pe.Type == packets.CONNECT {
+		// SPEC 4: over limits.maxPacketSize. A CONNECT is answered with a
+		// CONNACK (never a DISCONNECT [MQTT-3.14.0-1]) saying so, without
+		// reading it: the client learns the limit instead of a reset.
+		c.problemInfo = true
+		c.refuse(refusal{code: packets.ConnackPacketTooLarge, reason: "CONNECT too large: " + pe.Reason, label: resultTooLarge, err: err})
+		return nil
+	}
 	if err != nil || f.Type != packets.CONNECT {
 		// SPEC 2: first packet not CONNECT, or none in time → close without reply.
 		s.metrics.connects.WithLabelValues(resultNoConnect).Inc()
@@ -190,16 +199,23 @@ func (c *conn) authStart(cp *packetcodec.Connect) (method string, data []byte, i
 	return method, data, nil, nil
 }
 
-// verify checks the size limit before handing the token to the verifier
-// (SPEC 4: Authentication Data is size-checked before parsing).
+// verify hands the token to the verifier, size-checked before parsing
+// (SPEC 4): by the verifier, which then counts the refusal with its other
+// results, where it enforces limits.maxAuthDataSize or less; here
+// otherwise.
 func (c *conn) verify(ctx context.Context, method string, data []byte) (*authz.Identity, error) {
-	if len(data) > c.srv.cfg.Limits.MaxAuthDataSize {
+	limit := c.srv.cfg.Limits.MaxAuthDataSize
+	if b, ok := c.srv.opts.Authenticator.(sizeBoundedAuthenticator); (!ok || b.MaxDataSize() > limit) && len(data) > limit {
 		return nil, fmt.Errorf("authentication data of %d bytes: %w", len(data), token.ErrTooLarge)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.srv.cfg.Limits.ConnectTimeout)
 	defer cancel()
 	return c.srv.opts.Authenticator.Verify(ctx, method, data)
 }
+
+// sizeBoundedAuthenticator is an Authenticator that refuses data larger
+// than MaxDataSize before parsing any of it; token.Verifier is one.
+type sizeBoundedAuthenticator interface{ MaxDataSize() int }
 
 // cachedAuthenticator is an Authenticator that answers, without waiting,
 // for a token it has already verified; token.Verifier is one. A connection

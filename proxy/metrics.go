@@ -67,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "MQTT packets read, by direction and packet type.",
 		}, []string{"direction", "type"}),
 	}
-	for _, r := range []string{resultSuccess, resultNoConnect, resultProtocolError, resultUnsupportedV3, resultBadMethod,
+	for _, r := range []string{resultSuccess, resultNoConnect, resultProtocolError, resultTooLarge, resultUnsupportedV3, resultBadMethod,
 		resultNotAuthorized, resultServerUnavailable, resultServerBusy, resultInvalidClientID, resultWillDenied, resultUpstreamRefused, resultStopped} {
 		m.connects.WithLabelValues(r)
 	}

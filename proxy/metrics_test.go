@@ -32,8 +32,8 @@ mqtt_authproxy_denials_total{action="subscribe"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mqtt_authproxy_denials_total"); err != nil {
 		t.Error(err)
 	}
-	if n, err := testutil.GatherAndCount(reg, "mqtt_authproxy_connects_total"); err != nil || n != 12 {
-		t.Errorf("connects_total series = %d (err %v), want all 12 results pre-initialised", n, err)
+	if n, err := testutil.GatherAndCount(reg, "mqtt_authproxy_connects_total"); err != nil || n != 13 {
+		t.Errorf("connects_total series = %d (err %v), want all 13 results pre-initialised", n, err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token/tokentest"
@@ -33,6 +34,8 @@ type authStack struct {
 	idp      *tokentest.Issuer
 	px       *harness.Proxy
 	verifier *token.Verifier
+	// tokenMetrics is the verifier's registry (the proxy's is px.Registry).
+	tokenMetrics *prometheus.Registry
 }
 
 type stackOption func(*proxy.Config, *proxy.Options, *token.Config)
@@ -58,8 +61,9 @@ func newAuthStack(t testing.TB, mutate ...stackOption) *authStack {
 		m(&cfg, &opts, &tcfg)
 	}
 	logs := &harness.SyncBuffer{}
-	s := &authStack{broker: broker, idp: idp}
-	s.verifier, err = token.NewVerifier(tcfg, token.Options{Logger: harness.DebugLogger(logs), MaxTokenSize: cfg.Limits.MaxAuthDataSize})
+	s := &authStack{broker: broker, idp: idp, tokenMetrics: prometheus.NewPedanticRegistry()}
+	s.verifier, err = token.NewVerifier(tcfg, token.Options{Logger: harness.DebugLogger(logs), Registerer: s.tokenMetrics,
+		MaxTokenSize: cfg.Limits.MaxAuthDataSize})
 	if err != nil {
 		t.Fatalf("token.NewVerifier: %v", err)
 	}
@@ -226,6 +230,13 @@ func TestJWTConnectRejections(t *testing.T) {
 			}
 		})
 	}
+	// The refusals are counted by cause, the oversized one too (the
+	// proxy's own size check used to keep it from the verifier).
+	for _, result := range []string{"too_large", "malformed", "expired"} {
+		if n := counterValue(t, s.tokenMetrics, "mqtt_authproxy_token_verifications_total", "result", result); n < 1 {
+			t.Errorf(`token_verifications_total{result=%q} = %v, want at least 1`, result, n)
+		}
+	}
 }
 
 // SPEC 4: a malformed CONNECT gets a CONNACK with the reason code the codec
@@ -256,6 +267,38 @@ func TestMalformedConnect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// SPEC 4: a CONNECT over limits.maxPacketSize is answered CONNACK 0x95
+// naming the limit, not a reset the client cannot explain: a real client
+// whose Entra-sized token does not fit a small limit, and a raw CONNECT of
+// 600 KB against the default 512 KiB.
+func TestOversizedConnect(t *testing.T) {
+	t.Run("token over a small limit", func(t *testing.T) {
+		s := newAuthStack(t, func(c *proxy.Config, _ *proxy.Options, _ *token.Config) {
+			c.Limits.MaxPacketSize, c.Limits.MaxAuthDataSize = 1024, 1024
+		})
+		tok := s.mint(t, principalA, time.Hour, map[string]any{"pad": strings.Repeat("p", 1024)})
+		c, err := harness.Connect(t, s.px.Addr, harness.ClientOptions{ClientID: "big", CleanStart: true,
+			AuthMethod: "OAUTH2-JWT", AuthData: []byte(tok)})
+		if err == nil || c.Connack == nil || c.Connack.ReasonCode != 0x95 || c.Connack.Properties == nil ||
+			!strings.Contains(c.Connack.Properties.ReasonString, "maximum packet size 1024") {
+			t.Fatalf("err %v CONNACK %+v, want 0x95 naming the limit", err, c.Connack)
+		}
+		if n := counterValue(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "packet_too_large"); n != 1 {
+			t.Errorf(`connects_total{result="packet_too_large"} = %v, want 1`, n)
+		}
+	})
+	t.Run("600 KB raw CONNECT", func(t *testing.T) {
+		s := newAuthStack(t)
+		raw := harness.DialRaw(t, s.px.Addr)
+		raw.Write(harness.ConnectV5{ClientID: "huge", CleanStart: true,
+			Will: &harness.RawWill{Topic: "w", Payload: strings.Repeat("x", 600_000)}}.Bytes())
+		ack := expectConnack(t, raw, 0x95)
+		if !strings.Contains(ack.Properties.ReasonString, "maximum packet size 524288") {
+			t.Errorf("reason %q, want it to name the limit", ack.Properties.ReasonString)
+		}
+	})
 }
 
 // SPEC 3.4: with Request Problem Information = 0 no reason string is sent.

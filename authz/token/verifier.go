@@ -289,6 +289,10 @@ func (v *Verifier) accepted(id *authz.Identity) {
 	}
 }
 
+// MaxDataSize is the largest Authentication Data Verify accepts: larger
+// data is refused with ErrTooLarge before any parsing, and counted.
+func (v *Verifier) MaxDataSize() int { return v.maxTokenSize }
+
 func (v *Verifier) verify(ctx context.Context, method string, data []byte) (*authz.Identity, error) {
 	// SPEC 2 / 4: size first, before a single byte is parsed.
 	if len(data) > v.maxTokenSize {

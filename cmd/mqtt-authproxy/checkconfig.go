@@ -23,18 +23,31 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(f)
+	cfg, err := decodeConfig(f)
 	if err != nil {
+		// Nothing past a file that does not decode can be checked.
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	snap, err := policy.Load(cfg.Policy)
-	if err != nil {
-		fmt.Fprintf(stderr, "invalid policy:\n%v\n", err)
-		return 1
+	// Every stage runs whatever the one before found, so one run names
+	// every problem.
+	ok := true
+	report := func(title string, err error) {
+		if err != nil {
+			fmt.Fprintf(stderr, "%s:\n%v\n", title, err)
+			ok = false
+		}
 	}
-	if err := checkLocalFiles(cfg); err != nil {
-		fmt.Fprintf(stderr, "unusable files:\n%v\n", err)
+	report("invalid config", cfg.Validate())
+	snap, err := policy.Load(cfg.Policy)
+	report("invalid policy", err)
+	report("unusable files", checkLocalFiles(cfg))
+	if snap != nil {
+		for _, w := range snap.Warnings() {
+			fmt.Fprintf(stderr, "policy warning: %s\n", w)
+		}
+	}
+	if !ok {
 		return 1
 	}
 	fmt.Fprintf(stdout, "configuration OK (%s)\n", snap.Summary())

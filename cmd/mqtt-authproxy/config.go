@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -36,6 +39,18 @@ func (f *commonFlags) register(fs *pflag.FlagSet) {
 // errors so typos fail (STYLE 33), and the result is validated because
 // viper's decoding is weakly typed.
 func loadConfig(f commonFlags) (proxy.Config, error) {
+	cfg, err := decodeConfig(f)
+	if err != nil {
+		return proxy.Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return proxy.Config{}, fmt.Errorf("invalid config:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// decodeConfig is loadConfig without the validation.
+func decodeConfig(f commonFlags) (proxy.Config, error) {
 	v := viper.NewWithOptions(viper.ExperimentalBindStruct())
 	v.SetEnvPrefix("MQTT_AUTHPROXY")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
@@ -55,13 +70,30 @@ func loadConfig(f commonFlags) (proxy.Config, error) {
 		v.Set(key, val)
 	}
 	cfg := proxy.DefaultConfig()
-	if err := v.UnmarshalExact(&cfg); err != nil {
+	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(durationsNeedAUnit,
+		mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))) // viper's two, after ours
+	if err := v.UnmarshalExact(&cfg, hooks); err != nil {
 		return proxy.Config{}, fmt.Errorf("decode config: %w", err)
 	}
-	if err := cfg.Validate(); err != nil {
-		return proxy.Config{}, fmt.Errorf("invalid config:\n%w", err)
-	}
 	return cfg, nil
+}
+
+// durationsNeedAUnit refuses a bare number other than 0 for a duration:
+// YAML's `dialTimeout: 5` would otherwise be 5 nanoseconds, which passes
+// every check and then times out every dial.
+func durationsNeedAUnit(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() {
+			return data, nil
+		}
+		return nil, fmt.Errorf("duration %v has no unit: write it as e.g. \"%vs\" or \"%vms\"", data, data, data)
+	}
+	return data, nil
 }
 
 // auditLogHelp documents serve's and dev's --audit-log.

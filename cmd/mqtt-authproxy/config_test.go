@@ -64,7 +64,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 	t.Setenv("MQTT_AUTHPROXY_UPSTREAM_ADDRESS", "127.0.0.1:2000")
 	t.Setenv("MQTT_AUTHPROXY_LIMITS_MAXPACKETSIZE", "65536")
 	t.Setenv("MQTT_AUTHPROXY_SESSION_WILLONEXPIRY", "false")
-	cfg, err = loadConfig(commonFlags{config: path, sets: []string{"limits.maxPacketSize=4096"}})
+	cfg, err = loadConfig(commonFlags{config: path, sets: []string{"limits.maxPacketSize=16384"}})
 	if err != nil {
 		t.Fatalf("load with env: %v", err)
 	}
@@ -74,7 +74,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 	if cfg.Session.WillOnExpiry {
 		t.Errorf("env did not override a default: session.willOnExpiry = true")
 	}
-	if cfg.Limits.MaxPacketSize != 4096 {
+	if cfg.Limits.MaxPacketSize != 16384 {
 		t.Errorf("--set did not override env: limits.maxPacketSize = %d", cfg.Limits.MaxPacketSize)
 	}
 }
@@ -109,6 +109,81 @@ limits:
 	for _, want := range []string{"upstream.address", "upstream.dialTimeout", "session.isolation", "limits.maxPacketSize", "policy", "auth"} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("check-config output does not name %s:\n%s", want, errb.String())
+		}
+	}
+}
+
+// check-config goes on past a stage that fails: one run names the bad
+// value, the policy file that is missing and the local file serve could
+// not read. It also prints the policy's warnings, which serve logs.
+func TestCheckConfigReportsEveryStage(t *testing.T) {
+	dir, _ := validConfig(t)
+	emptyPolicy := writeFile(t, dir, "empty.yaml", "topicSpaces: []\n")
+	tests := []struct {
+		name, config string
+		wantCode     int
+		want         []string
+	}{
+		{"a problem in each stage", `upstream:
+  address: "127.0.0.1:1884"
+  passwordFile: "` + filepath.Join(dir, "no-password") + `"
+session:
+  isolation: sometimes
+auth:
+  entra: {tenants: ["11111111-2222-3333-4444-555555555555"]}
+policy:
+  namespace: ` + testNamespace + `
+  files: ["` + filepath.Join(dir, "no-policy.yaml") + `"]
+`, 1, []string{"invalid config", "session.isolation", "invalid policy", "no-policy.yaml", "unusable files", "no-password"}},
+		{"a policy that grants nothing", `upstream: {address: "127.0.0.1:1884"}
+auth:
+  entra: {tenants: ["11111111-2222-3333-4444-555555555555"]}
+policy:
+  namespace: ` + testNamespace + `
+  files: ["` + emptyPolicy + `"]
+`, 0, []string{"policy warning"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, dir, "config.yaml", tt.config)
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), []string{"check-config", "--config", path}, &out, &errb); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, errb.String())
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(errb.String(), want) {
+					t.Errorf("check-config output does not name %q:\n%s", want, errb.String())
+				}
+			}
+		})
+	}
+}
+
+// A duration written as a bare number is refused with its key, not read as
+// nanoseconds (a dial timeout of 5 ns fails every CONNECT with 0x88); 0 is
+// still zero, and the environment's strings need a unit anyway.
+func TestDurationsNeedAUnit(t *testing.T) {
+	dir, _ := validConfig(t)
+	tests := []struct {
+		yaml    string
+		wantErr string
+	}{
+		{"upstream:\n  dialTimeout: 5\n", "dialTimeout"},
+		{"limits:\n  connectTimeout: 2.5\n", "connectTimeout"},
+		{"auth:\n  clockSkew: 0\n", ""},
+		{"upstream:\n  dialTimeout: 5s\n", ""},
+	}
+	for _, tt := range tests {
+		path := writeFile(t, dir, "d.yaml", tt.yaml)
+		_, err := decodeConfig(commonFlags{config: path})
+		if tt.wantErr == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tt.yaml, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "no unit") {
+			t.Errorf("%q: err = %v, want one naming %s and the missing unit", tt.yaml, err, tt.wantErr)
 		}
 	}
 }
