@@ -351,6 +351,10 @@ func (c *conn) finish(e ending) bool {
 		}
 	}
 	e = c.finalEnding(e)
+	// Before queueing: a pump stuck writing to a peer that stopped reading
+	// holds its Writer's lock, which queueFinal needs; the deadline ends
+	// that write (a deadline also cuts a write in progress).
+	c.armFinalDeadlines()
 	c.queueFinal(e)
 	c.flushFinal()
 	c.closeEnded(e)
@@ -408,6 +412,12 @@ func (c *conn) flushFinal() {
 	_ = c.cw.Flush()
 	_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 	_ = c.uw.Flush()
+}
+
+// armFinalDeadlines gives writes to either peer finalWriteTimeout from now.
+func (c *conn) armFinalDeadlines() {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
+	_ = c.up.SetWriteDeadline(time.Now().Add(finalWriteTimeout))
 }
 
 // closeEnded closes both sockets and records how the connection ended.

@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz/token"
+	"github.com/mqtt-authproxy/mqtt-authproxy/packetcodec"
+	"github.com/mqtt-authproxy/mqtt-authproxy/proxy"
 	"github.com/mqtt-authproxy/mqtt-authproxy/proxy/listener"
 	"github.com/mqtt-authproxy/mqtt-authproxy/test/harness"
 )
@@ -47,15 +51,9 @@ func TestTLSAndWebSocketListeners(t *testing.T) {
 // connections under the proxy as it wrote the DISCONNECTs.
 func TestShutdownDisconnectsEveryListener(t *testing.T) {
 	s, conns := newListenersStack(t)
-	conns["tcp"] = func() net.Conn {
-		c, err := net.Dial("tcp", s.px.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	tok := s.mint(t, principalA, time.Hour, nil)
 	clients := map[string]*harness.Client{}
+	conns["tcp"] = dialTCP(t, s.px.Addr)
 	for name, dial := range conns {
 		for i := range 4 {
 			id := fmt.Sprint("shut-", name, "-", i)
@@ -82,8 +80,8 @@ func TestShutdownDisconnectsEveryListener(t *testing.T) {
 // newListenersStack serves an authenticating proxy on a TLS, a WebSocket and
 // a secure WebSocket listener besides its TCP one, and returns how to dial
 // each.
-func newListenersStack(t *testing.T) (*authStack, map[string]func() net.Conn) {
-	s := newAuthStack(t)
+func newListenersStack(t *testing.T, mutate ...stackOption) (*authStack, map[string]func() net.Conn) {
+	s := newAuthStack(t, mutate...)
 	certFile, keyFile, pool := harness.SelfSignedCert(t, t.TempDir(), "proxy")
 
 	tlsLn, err := listener.ListenTLS("127.0.0.1:0", certFile, keyFile, "")
@@ -132,4 +130,65 @@ func newListenersStack(t *testing.T) (*authStack, map[string]func() net.Conn) {
 		"wss": func() net.Conn { return dialWS("wss://"+wssLn.Addr().String()+"/mqtt", tlsClient) },
 	}
 	return s, conns
+}
+
+// dialTCP dials addr (the proxy's plain listener) on each call.
+func dialTCP(t *testing.T, addr string) func() net.Conn {
+	return func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// SPEC 2.3: a connection whose token expires is ended even when its client
+// has stopped reading and the proxy's writes to it are stuck: on TLS and
+// WebSocket, where a goroutine writes to the client, the DISCONNECT used to
+// wait for that goroutine's lock for as long as the client did not read.
+func TestEndingAClientThatStopsReading(t *testing.T) {
+	s, conns := newListenersStack(t, func(_ *proxy.Config, _ *proxy.Options, tc *token.Config) { tc.ClockSkew = time.Second })
+	conns["tcp"] = dialTCP(t, s.px.Addr)
+	tok := s.mint(t, principalA, 3*time.Second, nil)
+	props := harness.AppendString([]byte{packets.PropAuthMethod}, "OAUTH2-JWT")
+	props = harness.AppendString(append(props, packets.PropAuthData), tok)
+	for name, dial := range conns {
+		nc := dial()
+		t.Cleanup(func() { nc.Close() })
+		r := packetcodec.NewReader(nc, 1<<20)
+		for _, p := range [][]byte{
+			harness.ConnectV5{ClientID: "stuck-" + name, CleanStart: true, Props: props}.Bytes(),
+			harness.Packet(0x82, append(harness.AppendString([]byte{0, 1, 0}, "flood"), 0)), // SUBSCRIBE id 1, QoS 0
+		} {
+			if _, err := nc.Write(p); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := r.ReadFrame(); err != nil { // CONNACK, SUBACK; then the client reads no more
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+	}
+	pub := harness.DialRaw(t, s.broker.Addr) // straight to the broker: the flood needs no proxy
+	pub.Write(harness.ConnectV5{ClientID: "flooder", CleanStart: true}.Bytes())
+	if _, err := pub.ReadFrame(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	flood := harness.Packet(0x30, append(harness.AppendVBI(harness.AppendString(nil, "flood"), 0), make([]byte, 60_000)...))
+	go func() {
+		for range 600 { // 36 MB: more than the sockets between the broker and the clients hold
+			if _, err := pub.TryWrite(flood); err != nil {
+				return
+			}
+		}
+	}()
+	// exp + skew is 4 s away; the final writes wait at most 1 s each.
+	deadline := time.Now().Add(12 * time.Second)
+	for s.px.Server.ConnectionCount() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open 8 s after their token expired", s.px.Server.ConnectionCount())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
