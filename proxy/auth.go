@@ -63,7 +63,7 @@ func (c *conn) clientAuth(f packetcodec.Frame) *ending {
 		defer c.bgDone()
 		c.reauthenticate(method, data)
 	}()
-	return nil
+	return c.keepUpstreamAlive() // the AUTH is answered here, not forwarded
 }
 
 // reauthenticate verifies a new token and, for the same principal, replaces

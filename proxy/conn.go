@@ -107,14 +107,24 @@ type conn struct {
 	clientLeft atomic.Pointer[ending]
 
 	// Owned by the client pump.
-	aliases        map[uint16]string // the client's topic aliases
-	aliasBytes     int               // what aliases holds (aliasCost)
-	scratch        []byte
-	lastKADeadline time.Time
-	lastPublish    decisionCache
+	// readAt is when the client pump (or the loop) began the read that
+	// the packet it handles came in, and upWrittenAt no later than the
+	// last packet it sent the broker: the keep-alive owed upstream when
+	// the proxy answers the client itself (keepUpstreamAlive).
+	readAt, upWrittenAt time.Time
+	aliases             map[uint16]string // the client's topic aliases
+	aliasBytes          int               // what aliases holds (aliasCost)
+	scratch             []byte
+	lastKADeadline      time.Time
+	lastPublish         decisionCache
 
 	// Owned by the upstream pump.
 	lastReceive decisionCache
+
+	// pingsOwed counts the proxy's own PINGREQs whose PINGRESP has not
+	// come back (keepUpstreamAlive): written by the client pump, taken by
+	// the upstream pump.
+	pingsOwed atomic.Int32
 
 	mu               sync.Mutex
 	subs             map[string]uint32            // live subscription filters (SPEC 3.6) → the pendingSubscribe.seq deciding them, 0 once settled
@@ -485,6 +495,7 @@ func (c *conn) refreshKeepAlive() {
 		return
 	}
 	now := time.Now()
+	c.readAt = now
 	if now.Sub(c.lastKADeadline) < c.keepAlive/4 {
 		return
 	}

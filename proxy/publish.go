@@ -142,7 +142,7 @@ func (c *conn) denyPublish(pv *packetcodec.PublishView, topic string, d authz.De
 		e := clientWriteFailed(err)
 		return &e
 	}
-	return nil
+	return c.keepUpstreamAlive()
 }
 
 // denyText explains a denial in a reason string.

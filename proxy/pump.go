@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 
@@ -83,14 +84,41 @@ func (c *conn) clientFrame(f packetcodec.Frame) *ending {
 // connection" result.
 func endingOf(e ending) *ending { return &e }
 
-// toUpstream buffers raw bytes for the broker.
+// toUpstream buffers raw bytes for the broker, on the client's behalf.
 func (c *conn) toUpstream(b []byte) *ending {
 	if err := c.uw.Write(b); err != nil {
 		e := upstreamLost(err)
 		return &e
 	}
+	c.upWrittenAt = c.readAt
 	return nil
 }
+
+// keepUpstreamAlive is called when the proxy has answered a client packet
+// itself (a denied PUBLISH, a SUBSCRIBE denied whole, an AUTH): the broker
+// did not get it, and counts the client's keep-alive on what it gets. A
+// client sending nothing but such packets keeps its own keep-alive, yet
+// the broker would end its session at 1.5 × the period, so after a quarter
+// period without a packet for the broker the proxy sends it a PINGREQ, and
+// drops the PINGRESP (pingsOwed).
+func (c *conn) keepUpstreamAlive() *ending {
+	if c.keepAlive == 0 {
+		return nil
+	}
+	now := time.Now()
+	if now.Sub(c.upWrittenAt) < c.keepAlive/4 {
+		return nil
+	}
+	c.pingsOwed.Add(1)
+	if e := c.toUpstream(pingreq); e != nil {
+		return e
+	}
+	c.upWrittenAt = now
+	return nil
+}
+
+// pingreq is a PINGREQ packet.
+var pingreq = []byte{packets.PINGREQ << 4, 0}
 
 // toClient buffers raw bytes for the client.
 func (c *conn) toClient(b []byte) *ending {
@@ -162,6 +190,12 @@ func (c *conn) upstreamFrame(f packetcodec.Frame) *ending {
 		// The proxy never starts enhanced auth upstream and has had
 		// its CONNACK.
 		return endingOf(upstreamLost(fmt.Errorf("unexpected %s from upstream", packetcodec.TypeName(f.Type))))
+	case packets.PINGRESP:
+		// All PINGRESPs are alike: the first ones after the proxy's own
+		// PINGREQs are its own (keepUpstreamAlive), the client's follow.
+		if owed := c.pingsOwed.Load(); owed > 0 && c.pingsOwed.CompareAndSwap(owed, owed-1) {
+			return nil
+		}
 	}
 	return c.toClient(f.Raw)
 }

@@ -136,7 +136,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 			e := clientWriteFailed(err)
 			return &e
 		}
-		return nil
+		return c.keepUpstreamAlive()
 	}
 	p.allowed = allowed
 	if len(denied) > 0 {

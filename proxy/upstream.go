@@ -265,6 +265,7 @@ func (c *conn) writeUpstreamConnect(cp *packetcodec.Connect, id *authz.Identity,
 	if err != nil {
 		return err
 	}
+	c.upWrittenAt = time.Now() // the broker's keep-alive starts here
 	return c.uw.WriteAndFlush(b)
 }
 

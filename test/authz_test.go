@@ -761,3 +761,67 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name, label, value stri
 	}
 	return 0
 }
+
+// SPEC 4 keep-alive: the broker counts a client's keep-alive on what the
+// proxy forwards. A client whose packets are all answered by the proxy
+// (denied PUBLISHes, a SUBSCRIBE denied whole) keeps its own keep-alive, so
+// the proxy keeps the broker's: with a 2 s keep-alive the broker would end
+// the session after 3 s. The proxy's own PINGREQs' answers are not passed
+// on: the client gets exactly the one PINGRESP it asked for.
+func TestKeepAliveWhileEveryPacketIsAnswered(t *testing.T) {
+	s := newPolicyStack(t, basePolicy)
+	props := harness.AppendString([]byte{packets.PropAuthMethod}, "OAUTH2-JWT")
+	props = harness.AppendString(append(props, packets.PropAuthData), s.mint(t, principalA, time.Hour, nil))
+	raw := harness.DialRaw(t, s.px.Addr)
+	raw.Write(harness.ConnectV5{ClientID: "answered", CleanStart: true, KeepAlive: 2, Props: props}.Bytes())
+	expectConnack(t, raw, 0)
+	got := make(chan byte, 64)
+	go func() {
+		defer close(got)
+		for {
+			f, err := raw.ReadFrame(20 * time.Second)
+			if err != nil {
+				return
+			}
+			got <- f.Type
+		}
+	}()
+	denied := harness.AppendString(nil, "other/x")
+	drop := harness.Packet(0x30, append(harness.AppendVBI(denied, 0), 'q')) // QoS 0: dropped
+	sends := [][]byte{
+		drop,
+		harness.Packet(0x32, append(harness.AppendVBI(append(denied, 0, 1), 0), 'q')),     // QoS 1: PUBACK 0x87
+		harness.Packet(0x82, append(harness.AppendString([]byte{0, 2, 0}, "other/#"), 0)), // SUBACK 0x87
+		drop, drop,
+		harness.Packet(0x32, append(harness.AppendVBI(append(denied, 0, 3), 0), 'q')), // PUBACK 0x87
+		drop, drop,
+		harness.Packet(0x82, append(harness.AppendString([]byte{0, 4, 0}, "other/#"), 0)), // SUBACK 0x87
+		drop,
+		{packets.PINGREQ << 4, 0}, // the client's own, last: the broker sees none before
+	}
+	var types []byte
+	for _, p := range sends { // one every 700 ms: 7.7 s, more than twice the broker's 3 s
+		raw.Write(p)
+		for deadline := time.After(700 * time.Millisecond); ; {
+			select {
+			case typ, ok := <-got:
+				if !ok || typ == packets.DISCONNECT {
+					t.Fatalf("connection ended after %v (DISCONNECT: %v)", types, ok)
+				}
+				types = append(types, typ)
+				continue
+			case <-deadline:
+			}
+			break
+		}
+	}
+	var pingresps int
+	for _, typ := range types {
+		if typ == packets.PINGRESP {
+			pingresps++
+		}
+	}
+	if pingresps != 1 || len(types) != 5 {
+		t.Errorf("client got packet types %v, want 2 PUBACKs, 2 SUBACKs and 1 PINGRESP", types)
+	}
+}
