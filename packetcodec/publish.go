@@ -115,34 +115,17 @@ func ParsePublish(f Frame, p *PublishView) error {
 // since truncating it would forward a topic other than the one authorized
 // (STYLE §1 item 7), AppendPublishWithTopic panics; so it does if the
 // result would exceed the protocol's maximum packet size. A topic taken from
-// an earlier PUBLISH always fits, and the Reader's limit keeps packets far
-// below that maximum.
+// an earlier PUBLISH always fits; the caller checks the size first
+// (PublishWithTopicSize), as it must against the receiver's limit anyway.
 func AppendPublishWithTopic(dst []byte, f Frame, p *PublishView, topic string) []byte {
 	if len(topic) > 0xffff {
 		panic("packetcodec: AppendPublishWithTopic: " + ErrFieldTooLong.Error())
 	}
-	props := f.Raw[p.PropsStart:p.PropsEnd]
-	alias := -1 // offset of the Topic Alias property in props
-	for off := 0; off < len(props); {
-		id := props[off]
-		if id == packets.PropTopicAlias {
-			alias = off
-			break
-		}
-		off += 1 + skipProp(id, props[off+1:])
-	}
-	plen := len(props)
-	if alias >= 0 {
-		plen -= 3 // identifier and two-byte value
-	}
-	payload := f.Raw[p.PayloadStart:]
-	rl := 2 + len(topic) + vbiLen(plen) + plen + len(payload)
-	if p.QoS > 0 {
-		rl += 2
-	}
+	props, alias, plen, rl := publishWithTopic(f, p, topic)
 	if rl > maxRemainingLength {
 		panic("packetcodec: AppendPublishWithTopic: packet larger than the protocol maximum")
 	}
+	payload := f.Raw[p.PayloadStart:]
 
 	dst = slices.Grow(dst, 1+vbiLen(rl)+rl)
 	dst = append(dst, f.Raw[0])
@@ -160,4 +143,37 @@ func AppendPublishWithTopic(dst []byte, f Frame, p *PublishView, topic string) [
 		dst = append(dst, props...)
 	}
 	return append(dst, payload...)
+}
+
+// PublishWithTopicSize is the size in bytes of the packet
+// AppendPublishWithTopic would append, which may be more than the protocol
+// allows.
+func PublishWithTopicSize(f Frame, p *PublishView, topic string) int {
+	_, _, _, rl := publishWithTopic(f, p, topic)
+	return 1 + vbiLen(rl) + rl
+}
+
+// publishWithTopic lays out the PUBLISH of f with topic for its Topic Name
+// and no Topic Alias: its properties, the alias's offset in them (-1 for
+// none), the re-encoded properties' length and the Remaining Length.
+func publishWithTopic(f Frame, p *PublishView, topic string) (props []byte, alias, plen, rl int) {
+	props = f.Raw[p.PropsStart:p.PropsEnd]
+	alias = -1
+	for off := 0; off < len(props); {
+		id := props[off]
+		if id == packets.PropTopicAlias {
+			alias = off
+			break
+		}
+		off += 1 + skipProp(id, props[off+1:])
+	}
+	plen = len(props)
+	if alias >= 0 {
+		plen -= 3 // identifier and two-byte value
+	}
+	rl = 2 + len(topic) + vbiLen(plen) + plen + len(f.Raw) - p.PayloadStart
+	if p.QoS > 0 {
+		rl += 2
+	}
+	return props, alias, plen, rl
 }

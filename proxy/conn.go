@@ -121,6 +121,9 @@ type conn struct {
 	// Owned by the upstream pump.
 	lastReceive decisionCache
 
+	// upMaxPacket is the broker's Maximum Packet Size (the protocol's
+	// when it sets none): set before relaying, then read-only.
+	upMaxPacket int
 	// pingsOwed counts the proxy's own PINGREQs whose PINGRESP has not
 	// come back (keepUpstreamAlive): written by the client pump, taken by
 	// the upstream pump.

@@ -113,6 +113,15 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 		return c.denyPublish(&pv, topic, d)
 	}
 	if pv.TopicAlias != 0 {
+		if n := packetcodec.PublishWithTopicSize(f, &pv, topic); n > c.upMaxPacket {
+			// The client kept to the limit the proxy advertised; the
+			// topic in place of its alias takes the packet past the
+			// broker's, who would end the session over it. Not sent
+			// [MQTT-3.2.2-15]; QoS 0 is dropped, QoS 1 and 2 told why.
+			c.debug("publish too large for the broker once its alias is resolved", "size", n, "broker_max", c.upMaxPacket)
+			return c.answerPublish(&pv, packets.PubackImplementationSpecificError, fmt.Sprintf(
+				"with topic alias %d resolved this PUBLISH is %d bytes, over the broker's maximum packet size %d: send it with a shorter topic", pv.TopicAlias, n, c.upMaxPacket))
+		}
 		c.scratch = packetcodec.AppendPublishWithTopic(c.scratch[:0], f, &pv, topic)
 		e := c.toUpstream(c.scratch)
 		if cap(c.scratch) > 64*1024 {
@@ -130,13 +139,20 @@ func (c *conn) denyPublish(pv *packetcodec.PublishView, topic string, d authz.De
 	c.srv.metrics.denials.WithLabelValues(authz.Publish.String()).Inc()
 	reason := fmt.Sprintf("publish to '%s' not allowed: %s", topic, denyText(d, "publish"))
 	c.auditEvent("denial", "publish", topic, "deny", d.Reason.String(), d.TopicSpace)
+	return c.answerPublish(pv, packets.PubackNotAuthorized, reason)
+}
+
+// answerPublish answers a PUBLISH the proxy does not forward with code (the
+// same in PUBACK and PUBREC) and reason, under the client's packet id; QoS
+// 0 has no answer.
+func (c *conn) answerPublish(pv *packetcodec.PublishView, code byte, reason string) *ending {
 	props := &packets.Properties{ReasonString: c.reasonString(reason, 0)}
 	var err error
 	switch pv.QoS {
 	case 1:
-		err = c.cw.WritePacket(&packets.Puback{PacketID: pv.PacketID, ReasonCode: packets.PubackNotAuthorized, Properties: props})
+		err = c.cw.WritePacket(&packets.Puback{PacketID: pv.PacketID, ReasonCode: code, Properties: props})
 	case 2:
-		err = c.cw.WritePacket(&packets.Pubrec{PacketID: pv.PacketID, ReasonCode: packets.PubrecNotAuthorized, Properties: props})
+		err = c.cw.WritePacket(&packets.Pubrec{PacketID: pv.PacketID, ReasonCode: code, Properties: props})
 	}
 	if err != nil {
 		e := clientWriteFailed(err)

@@ -327,8 +327,10 @@ func (c *conn) relayConnack(ack *packets.Connack, cp *packetcodec.Connect) {
 	p := ack.Properties
 	p.AuthMethod, p.AuthData = c.method, nil
 	maxSize := uint32(s.cfg.Limits.MaxPacketSize)
+	c.upMaxPacket = maxMQTTPacketSize
 	if p.MaximumPacketSize != nil {
 		maxSize = min(maxSize, *p.MaximumPacketSize)
+		c.upMaxPacket = int(*p.MaximumPacketSize)
 	}
 	p.MaximumPacketSize = &maxSize
 	c.cr.SetMaxPacketSize(int(maxSize))

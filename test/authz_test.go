@@ -825,3 +825,41 @@ func TestKeepAliveWhileEveryPacketIsAnswered(t *testing.T) {
 		t.Errorf("client got packet types %v, want 2 PUBACKs, 2 SUBACKs and 1 PINGRESP", types)
 	}
 }
+
+// SPEC 4 topic aliases: the client keeps to the Maximum Packet Size the
+// proxy advertises (the broker's), but the topic the proxy puts in place of
+// an alias can take a PUBLISH past it, and the broker would end the session
+// (DISCONNECT 0x95). The proxy does not send it [MQTT-3.2.2-15]: it answers
+// PUBACK 0x83 saying why, and the connection goes on.
+func TestTopicAliasResolvedOverTheBrokersLimit(t *testing.T) {
+	broker := harness.StartMosquitto(t, "max_packet_size 10000")
+	px := harness.StartProxy(t, harness.UpstreamConfig(broker.Addr), proxy.Options{AllowAnonymous: true})
+	raw := harness.DialRaw(t, px.Addr)
+	raw.Write(harness.ConnectV5{ClientID: "alias-max", CleanStart: true, KeepAlive: 30}.Bytes())
+	if ack := expectConnack(t, raw, 0); ack.Properties.MaximumPacketSize == nil || *ack.Properties.MaximumPacketSize != 10000 {
+		t.Fatalf("Maximum Packet Size %v, want the broker's 10000", ack.Properties.MaximumPacketSize)
+	}
+	topic := "t/" + strings.Repeat("x", 2000)
+	for i, tt := range []struct {
+		topic    string
+		payload  int
+		wantCode byte
+	}{
+		{topic, 10, 0x10}, // defines alias 1 (no subscriber: 0x10)
+		{"", 9000, 0x83},  // 9 KB as sent, 11 KB with the topic
+		{"", 10, 0x10},    // the alias still works
+	} {
+		rawAliasPublish(raw, tt.topic, 1, uint16(i+1), strings.Repeat("p", tt.payload))
+		cp, err := raw.ReadPacket(5 * time.Second)
+		if err != nil {
+			t.Fatalf("PUBLISH %d: %v, want PUBACK 0x%02x", i+1, err, tt.wantCode)
+		}
+		ack, ok := cp.Content.(*packets.Puback)
+		if !ok || ack.ReasonCode != tt.wantCode {
+			t.Fatalf("PUBLISH %d: got %s %+v, want PUBACK 0x%02x", i+1, cp.PacketType(), cp.Content, tt.wantCode)
+		}
+		if tt.wantCode == 0x83 && (ack.Properties == nil || !strings.Contains(ack.Properties.ReasonString, "broker's maximum packet size 10000")) {
+			t.Errorf("PUBACK 0x83 reason %v, want it to name the broker's limit", ack.Properties)
+		}
+	}
+}
