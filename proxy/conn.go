@@ -106,6 +106,10 @@ type conn struct {
 	// how the connection ends, whatever the broker does next.
 	clientLeft atomic.Pointer[ending]
 
+	// authName is the verified token's authentication name, set by the
+	// handshake before it admits the connection (principal).
+	authName string
+
 	// Owned by the client pump.
 	// readAt is when the client pump (or the loop) began the read that
 	// the packet it handles came in, and upWrittenAt no later than the
@@ -184,12 +188,22 @@ func (c *conn) log() *slog.Logger {
 	if c.clientID != "" {
 		attrs = append(attrs, "client_id", c.clientID)
 	}
-	if s := c.sess.Load(); s != nil && s.id != nil {
-		attrs = append(attrs, "principal", s.id.AuthenticationName)
+	if p := c.principal(); p != "" {
+		attrs = append(attrs, "principal", p)
 	}
 	l := c.srv.log.With(attrs...)
 	c.logger.CompareAndSwap(nil, l)
 	return c.logger.Load()
+}
+
+// principal is the connection's authentication name: its session's, or,
+// for a CONNECT refused after its token was verified (a client id another
+// principal owns, say), the verified one's; "" before.
+func (c *conn) principal() string {
+	if s := c.sess.Load(); s != nil && s.id != nil {
+		return s.id.AuthenticationName
+	}
+	return c.authName
 }
 
 // logChanged makes the next log line name the client id and principal as
@@ -548,10 +562,6 @@ func (c *conn) reasonString(s string, other int) string {
 
 // auditEvent writes one audit line with the fixed schema of STYLE 30.
 func (c *conn) auditEvent(event, operation, topic, decision, reason, rule string) {
-	principal := ""
-	if s := c.sess.Load(); s != nil && s.id != nil {
-		principal = s.id.AuthenticationName
-	}
-	c.srv.audit.Log(audit.Event{Event: event, Principal: principal, ClientID: c.clientID, Operation: operation,
+	c.srv.audit.Log(audit.Event{Event: event, Principal: c.principal(), ClientID: c.clientID, Operation: operation,
 		Topic: topic, Decision: decision, Reason: reason, Rule: rule})
 }

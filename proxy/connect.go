@@ -132,6 +132,7 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 // admit maps the client id, compiles the session of id and authorizes the
 // Will; it returns the refusal to send, if any.
 func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
+	c.authName = id.AuthenticationName
 	if r := c.isolate(cp, id); r != nil {
 		return r
 	}
@@ -144,7 +145,7 @@ func (c *conn) admit(cp *packetcodec.Connect, id *authz.Identity) *refusal {
 			c.srv.metrics.denials.WithLabelValues(authz.Publish.String()).Inc()
 			c.auditEvent("denial", "will", cp.WillTopic, "deny", d.Reason.String(), "")
 			return &refusal{code: packets.ConnackNotAuthorized, label: resultWillDenied,
-				reason: fmt.Sprintf("will topic '%s' not allowed: no topic space grants publish", cp.WillTopic)}
+				reason: fmt.Sprintf("will topic '%s' not allowed: %s", cp.WillTopic, denyText(d, "publish"))}
 		}
 	}
 	return nil

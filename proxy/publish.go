@@ -169,7 +169,12 @@ func denyText(d authz.Decision, action string) string {
 	case authz.InvalidTopic:
 		return "invalid or reserved topic"
 	}
-	return "no topic space grants " + action
+	if action == "subscribe" {
+		// Also when some space grants subscribe: a filter must lie
+		// within one template (devices/+/# is not within devices/${...}/#).
+		return "no topic space granting subscribe has a template covering the whole filter"
+	}
+	return "no topic space granting " + action + " matches the topic"
 }
 
 // upstreamPublish delivers a broker PUBLISH if the client's identity may

@@ -67,6 +67,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	reasons := make([]byte, len(sub.Subscriptions))
 	var allowed []int
 	var denied []string
+	var why [authz.InvalidTopic + 1][]string // denied filters by DenyReason, for the reason string
 	for i, s := range sub.Subscriptions {
 		d := grants.Subscribe(s.Topic)
 		if d.Allowed {
@@ -75,13 +76,20 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 		}
 		reasons[i] = packets.SubackNotauthorized
 		denied = append(denied, s.Topic)
+		if int(d.Reason) < len(why) {
+			why[d.Reason] = append(why[d.Reason], s.Topic)
+		}
 		c.srv.metrics.denials.WithLabelValues(authz.Subscribe.String()).Inc()
 		c.auditEvent("denial", "subscribe", s.Topic, "deny", d.Reason.String(), d.TopicSpace)
 	}
-	reason := ""
-	if len(denied) > 0 {
-		reason = fmt.Sprintf("subscribe to '%s' not allowed: no topic space grants subscribe", strings.Join(denied, "', '"))
+	var parts []string
+	for r, filters := range why {
+		if len(filters) > 0 {
+			parts = append(parts, fmt.Sprintf("subscribe to '%s' not allowed: %s", strings.Join(filters, "', '"),
+				denyText(authz.Decision{Reason: authz.DenyReason(r)}, "subscribe")))
+		}
 	}
+	reason := strings.Join(parts, "; ")
 	c.mu.Lock()
 	if c.subs == nil {
 		c.subs = make(map[string]uint32)

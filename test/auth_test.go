@@ -701,6 +701,11 @@ func TestSessionIsolationOwner(t *testing.T) {
 	if err == nil || c.Connack == nil || c.Connack.ReasonCode != packets.ConnackInvalidClientID {
 		t.Errorf("foreign client id: err %v CONNACK %+v, want 0x85", err, c.Connack)
 	}
+	// The audit names who tried: the token was valid, its principal known.
+	if n := harness.CountAudit(s.px.Logs.String(), map[string]string{"event": "authentication", "decision": "deny",
+		"principal": principalA, "client_id": principalB + "/sensor"}); n != 1 {
+		t.Errorf("%d audit lines naming %s for the refused client id, want 1:\n%s", n, principalA, s.px.Logs.String())
+	}
 }
 
 // SPEC 6: a token never appears in any log line at any level.

@@ -124,7 +124,7 @@ func TestPublishEnforcement(t *testing.T) {
 			// paho reports PUBACK ≥ 0x80 as an error, PUBREC only in resp.
 			if resp == nil || resp.ReasonCode != 0x87 {
 				t.Errorf("denied QoS %d publish: resp %+v err %v, want reason 0x87", qos, resp, err)
-			} else if want := "publish to '" + other + "' not allowed: no topic space grants publish"; resp.Properties == nil || resp.Properties.ReasonString != want {
+			} else if want := "publish to '" + other + "' not allowed: no topic space granting publish matches the topic"; resp.Properties == nil || resp.Properties.ReasonString != want {
 				t.Errorf("denied QoS %d reason string %+v, want %q", qos, resp.Properties, want)
 			}
 		}
@@ -171,6 +171,14 @@ func TestPartialSubscribe(t *testing.T) {
 	want := []byte{0x87, 0x01, 0x87, 0x02, 0x87}
 	if string(ack.Reasons) != string(want) {
 		t.Fatalf("SUBACK reasons % x, want % x", ack.Reasons, want)
+	}
+	// The reason names the denied filters and says what is missing: the
+	// principal may subscribe to devices/<itself>/commands/#, but no
+	// template covers the whole of devices/+/commands/#.
+	wantReason := "subscribe to 'devices/" + principalB + "/commands/#', 'broadcast/#', 'devices/+/commands/#' not allowed: " +
+		"no topic space granting subscribe has a template covering the whole filter"
+	if ack.Properties == nil || ack.Properties.ReasonString != wantReason {
+		t.Errorf("SUBACK reason %v, want %q", ack.Properties, wantReason)
 	}
 	// The allowed subscriptions work.
 	pub := harness.MustConnect(t, s.broker.Addr, harness.ClientOptions{ClientID: "pub", CleanStart: true})
