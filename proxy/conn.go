@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -120,7 +121,12 @@ type conn struct {
 	aliasBytes          int               // what aliases holds (aliasCost)
 	scratch             []byte
 	lastKADeadline      time.Time
-	lastPublish         decisionCache
+	// kaTimer, if set, enforces the keep-alive (watchKeepAlive); it is set
+	// before the pumps start. kaWaitSince is when the client pump began
+	// waiting for the client (Unix ns), 0 while it handles a packet.
+	kaTimer     *time.Timer
+	kaWaitSince atomic.Int64
+	lastPublish decisionCache
 
 	// Owned by the upstream pump.
 	lastReceive decisionCache
@@ -258,6 +264,10 @@ func (c *conn) relay(ctx context.Context) {
 	} else {
 		c.cr.SetOnWait(c.flushBoth)
 		c.ur.SetOnWait(c.flushBoth)
+		if rc, ok := c.nc.(interface{ ReadDeadlineCloses() bool }); ok && rc.ReadDeadlineCloses() && c.keepAlive > 0 {
+			c.watchKeepAlive()
+			defer c.kaTimer.Stop()
+		}
 		upDone := make(chan struct{})
 		go func() {
 			defer close(upDone)
@@ -513,11 +523,37 @@ func (c *conn) refreshKeepAlive() {
 	}
 	now := time.Now()
 	c.readAt = now
+	if c.kaTimer != nil {
+		c.kaWaitSince.Store(now.UnixNano())
+		return
+	}
 	if now.Sub(c.lastKADeadline) < c.keepAlive/4 {
 		return
 	}
 	c.lastKADeadline = now
 	_ = c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
+}
+
+// watchKeepAlive enforces the client's keep-alive with a timer instead of
+// read deadlines, on a connection where a read deadline that expires
+// closes the connection (WebSocket): the client must get its DISCONNECT
+// 0x8D. The client pump says when it waits for the client (kaWaitSince);
+// silence is a wait of 1.5 × keep alive.
+func (c *conn) watchKeepAlive() {
+	limit := c.keepAlive * 3 / 2
+	c.kaTimer = time.AfterFunc(math.MaxInt64, func() {
+		since := c.kaWaitSince.Load()
+		if since == 0 { // handling a packet, or held up by the broker: not silent
+			c.kaTimer.Reset(limit)
+			return
+		}
+		if idle := time.Since(time.Unix(0, since)); idle < limit {
+			c.kaTimer.Reset(limit - idle)
+			return
+		}
+		c.stop(clientReadEnding(os.ErrDeadlineExceeded))
+	})
+	c.kaTimer.Reset(limit) // after the assignment the callback reads
 }
 
 // maxReasonString bounds the reason strings the proxy writes. They quote

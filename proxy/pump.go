@@ -25,6 +25,9 @@ func (c *conn) clientPump() ending {
 	for {
 		c.refreshKeepAlive()
 		f, err := c.cr.ReadFrame()
+		if c.kaTimer != nil {
+			c.kaWaitSince.Store(0)
+		}
 		if err != nil {
 			return readEnding(err, clientReadEnding)
 		}

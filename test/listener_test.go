@@ -192,3 +192,57 @@ func TestEndingAClientThatStopsReading(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// SPEC 4 keep-alive over WebSocket: a client silent for 1.5 × its keep
+// alive gets DISCONNECT 0x8D, as over TCP. A read deadline would close the
+// WebSocket under the proxy before it could write it.
+func TestKeepAliveTimeoutOverWebSocket(t *testing.T) {
+	s, conns := newListenersStack(t)
+	tok := s.mint(t, principalA, time.Hour, nil)
+	conns["tcp"] = dialTCP(t, s.px.Addr)
+	for _, name := range []string{"ws", "wss", "tcp"} {
+		t.Run(name, func(t *testing.T) {
+			nc := conns[name]()
+			defer nc.Close()
+			r := packetcodec.NewReader(nc, 1<<20)
+			if _, err := nc.Write(harness.ConnectV5{ClientID: "silent-" + name, CleanStart: true, KeepAlive: 1,
+				Props: authProps("OAUTH2-JWT", tok)}.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if f, err := r.ReadFrame(); err != nil || f.Type != packets.CONNACK {
+				t.Fatalf("CONNACK: %v", err)
+			}
+			start := time.Now()
+			f, err := r.ReadFrame()
+			if err != nil || f.Type != packets.DISCONNECT || len(f.Body) == 0 || f.Body[0] != packets.DisconnectKeepAliveTimeout {
+				t.Fatalf("after %s of silence: %v % x, want DISCONNECT 0x8D", time.Since(start), err, f.Raw)
+			}
+			if took := time.Since(start); took < time.Second {
+				t.Errorf("ended after %s, before 1.5 × the keep alive", took)
+			}
+		})
+	}
+	t.Run("ws client that keeps talking", func(t *testing.T) {
+		nc := conns["ws"]()
+		defer nc.Close()
+		r := packetcodec.NewReader(nc, 1<<20)
+		if _, err := nc.Write(harness.ConnectV5{ClientID: "talking", CleanStart: true, KeepAlive: 1,
+			Props: authProps("OAUTH2-JWT", tok)}.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if f, err := r.ReadFrame(); err != nil || f.Type != packets.CONNACK {
+			t.Fatalf("CONNACK: %v", err)
+		}
+		for i := range 6 { // 3 s, twice the limit
+			time.Sleep(500 * time.Millisecond)
+			if _, err := nc.Write([]byte{packets.PINGREQ << 4, 0}); err != nil {
+				t.Fatal(err)
+			}
+			if f, err := r.ReadFrame(); err != nil || f.Type != packets.PINGRESP {
+				t.Fatalf("PINGREQ %d: %v % x, want PINGRESP", i+1, err, f.Raw)
+			}
+		}
+	})
+}

@@ -98,6 +98,11 @@ type wsConn struct {
 
 func (c *wsConn) RemoteAddr() net.Addr { return c.remote }
 
+// ReadDeadlineCloses reports that a read deadline expiring during a read
+// closes the connection (coder/websocket's NetConn does), so nothing can
+// be written after it: the proxy times the keep-alive itself.
+func (c *wsConn) ReadDeadlineCloses() bool { return true }
+
 func remoteAddr(r *http.Request) net.Addr {
 	a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
 	if err != nil {
