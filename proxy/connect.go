@@ -95,6 +95,7 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 		c.debug("no connect", "err", err)
 		return nil
 	}
+	s.metrics.packet(dirFromClient, packets.CONNECT)
 	cp, err := packetcodec.DecodeConnect(f)
 	if errors.Is(err, packetcodec.ErrProtocolV3) {
 		// SPEC 2: v3 CONNACK return code 0x01 (unacceptable protocol version).

@@ -608,6 +608,7 @@ func (lc *loopConn) readConnack() {
 		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("read CONNACK from upstream: %w", err)))
 		return
 	}
+	c.srv.metrics.packet(dirFromUpstream, f.Type)
 	connack, err := parseConnack(f)
 	if err != nil {
 		lc.refuseHandshake(upstreamUnavailable(fmt.Errorf("read CONNACK from upstream: %w", err)))

@@ -275,6 +275,7 @@ func (c *conn) readUpstreamConnack() (*packets.Connack, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.srv.metrics.packet(dirFromUpstream, f.Type)
 	return parseConnack(f)
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -140,7 +141,7 @@ func serve(ctx context.Context, cfg proxy.Config, logs *processLogs, grace time.
 		}
 	}()
 
-	listeners, err := openListeners(cfg.Listeners)
+	listeners, err := openListeners(cfg.Listeners, log)
 	if err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ type namedListener struct {
 }
 
 // openListeners opens every configured client listener (SPEC 6).
-func openListeners(c proxy.ListenersConfig) ([]namedListener, error) {
+func openListeners(c proxy.ListenersConfig, log *slog.Logger) ([]namedListener, error) {
 	var out []namedListener
 	closeAll := func() {
 		for _, l := range out {
@@ -238,7 +239,7 @@ func openListeners(c proxy.ListenersConfig) ([]namedListener, error) {
 		out = append(out, namedListener{"tcp", ln})
 	}
 	if t := c.TLS; t.Address != "" {
-		ln, err := listener.ListenTLS(t.Address, t.CertFile, t.KeyFile, t.ClientCAFile)
+		ln, err := listener.ListenTLS(t.Address, t.CertFile, t.KeyFile, t.ClientCAFile, listener.WithLogger(log.With("listener", "tls")))
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("listen listeners.tls: %w", err)
@@ -248,7 +249,7 @@ func openListeners(c proxy.ListenersConfig) ([]namedListener, error) {
 	if w := c.WebSocket; w.Address != "" {
 		var tlsCfg *tls.Config
 		if w.CertFile != "" {
-			r, err := listener.NewCertReloader(w.CertFile, w.KeyFile)
+			r, err := listener.NewCertReloader(w.CertFile, w.KeyFile, listener.WithLogger(log.With("listener", "websocket")))
 			if err != nil {
 				closeAll()
 				return nil, fmt.Errorf("listeners.websocket: %w", err)

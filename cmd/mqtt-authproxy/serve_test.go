@@ -78,7 +78,9 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 	// The proxy counts the connection just after its CONNACK has left, so
 	// the client may see the CONNACK first: poll.
 	wants := []string{"mqtt_authproxy_build_info", `mqtt_authproxy_connects_total{result="success"} 1`, "mqtt_authproxy_connections_active 1",
-		"mqtt_authproxy_policy_last_reload_successful 1", "mqtt_authproxy_log_lines_dropped_total 0"}
+		"mqtt_authproxy_policy_last_reload_successful 1", "mqtt_authproxy_log_lines_dropped_total 0",
+		`mqtt_authproxy_packets_total{direction="from_client",type="connect"} 1`,
+		`mqtt_authproxy_packets_total{direction="from_upstream",type="connack"} 1`}
 	var missing []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		resp, err := http.Get("http://" + adminAddr + "/metrics")

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -19,6 +20,8 @@ type CertReloader struct {
 	// checkEvery bounds how often the files are stat'ed. Default: 1s.
 	checkEvery time.Duration
 
+	log *slog.Logger // WithLogger; discards by default
+
 	mu        sync.Mutex
 	cert      *tls.Certificate
 	modCert   time.Time
@@ -26,9 +29,19 @@ type CertReloader struct {
 	lastCheck time.Time
 }
 
+// ReloaderOption configures a CertReloader.
+type ReloaderOption func(*CertReloader)
+
+// WithLogger logs each certificate reload, and each changed pair that
+// could not be loaded (the previous one stays in use), on l.
+func WithLogger(l *slog.Logger) ReloaderOption { return func(r *CertReloader) { r.log = l } }
+
 // NewCertReloader loads the pair once; it fails if the files are unusable.
-func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
-	r := &CertReloader{certFile: certFile, keyFile: keyFile, checkEvery: time.Second}
+func NewCertReloader(certFile, keyFile string, opts ...ReloaderOption) (*CertReloader, error) {
+	r := &CertReloader{certFile: certFile, keyFile: keyFile, checkEvery: time.Second, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(r)
+	}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -62,7 +75,17 @@ func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		ci, cerr := os.Stat(r.certFile)
 		ki, kerr := os.Stat(r.keyFile)
 		if cerr == nil && kerr == nil && (!ci.ModTime().Equal(r.modCert) || !ki.ModTime().Equal(r.modKey)) {
-			_ = r.load() // keep the old pair if the new one is half-written
+			// Keep the old pair if the new one is half-written: the next
+			// check, a second on, tries again.
+			if err := r.load(); err != nil {
+				r.log.Warn("tls certificate changed but not loaded; the previous one stays in use", "cert", r.certFile, "err", err)
+			} else {
+				attrs := []any{"cert", r.certFile}
+				if r.cert.Leaf != nil {
+					attrs = append(attrs, "not_after", r.cert.Leaf.NotAfter)
+				}
+				r.log.Info("tls certificate reloaded", attrs...)
+			}
 		}
 	}
 	return r.cert, nil
@@ -87,8 +110,8 @@ func TLSConfig(r *CertReloader, clientCAFile string) (*tls.Config, error) {
 }
 
 // ListenTLS listens on addr with a reloading certificate.
-func ListenTLS(addr, certFile, keyFile, clientCAFile string) (net.Listener, error) {
-	r, err := NewCertReloader(certFile, keyFile)
+func ListenTLS(addr, certFile, keyFile, clientCAFile string, opts ...ReloaderOption) (net.Listener, error) {
+	r, err := NewCertReloader(certFile, keyFile, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,12 +42,13 @@ func writePair(t *testing.T, certFile, keyFile, cn string, mtime time.Time) []by
 }
 
 // SPEC 6: a renewed certificate is served without a restart; a broken one
-// keeps the previous certificate in use.
+// keeps the previous certificate in use. Both are logged.
 func TestCertReloader(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	first := writePair(t, certFile, keyFile, "first", time.Now().Add(-time.Minute))
-	r, err := NewCertReloader(certFile, keyFile)
+	var logs bytes.Buffer
+	r, err := NewCertReloader(certFile, keyFile, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,12 +67,18 @@ func TestCertReloader(t *testing.T) {
 	if !bytes.Equal(served(), second) {
 		t.Fatal("renewed certificate not served after the files changed")
 	}
+	if !strings.Contains(logs.String(), "tls certificate reloaded") || !strings.Contains(logs.String(), "not_after=") {
+		t.Errorf("renewal not logged with its expiry: %q", logs.String())
+	}
 	if err := os.WriteFile(certFile, []byte("half-written"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_ = os.Chtimes(certFile, time.Now().Add(time.Minute), time.Now().Add(time.Minute))
 	if !bytes.Equal(served(), second) {
 		t.Fatal("a broken certificate file replaced the working one")
+	}
+	if !strings.Contains(logs.String(), "level=WARN msg=\"tls certificate changed but not loaded") {
+		t.Errorf("a certificate that did not load was not logged: %q", logs.String())
 	}
 	if _, err := NewCertReloader(filepath.Join(dir, "missing.crt"), keyFile); err == nil {
 		t.Error("missing certificate accepted at start")
