@@ -285,7 +285,7 @@ func TestOversizedConnect(t *testing.T) {
 			!strings.Contains(c.Connack.Properties.ReasonString, "maximum packet size 1024") {
 			t.Fatalf("err %v CONNACK %+v, want 0x95 naming the limit", err, c.Connack)
 		}
-		if n := counterValue(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "packet_too_large"); n != 1 {
+		if n := waitCounter(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "packet_too_large", 1); n != 1 {
 			t.Errorf(`connects_total{result="packet_too_large"} = %v, want 1`, n)
 		}
 	})
@@ -702,8 +702,8 @@ func TestSessionIsolationOwner(t *testing.T) {
 		t.Errorf("foreign client id: err %v CONNACK %+v, want 0x85", err, c.Connack)
 	}
 	// The audit names who tried: the token was valid, its principal known.
-	if n := harness.CountAudit(s.px.Logs.String(), map[string]string{"event": "authentication", "decision": "deny",
-		"principal": principalA, "client_id": principalB + "/sensor"}); n != 1 {
+	if n := harness.WaitCountAudit(s.px.Logs, map[string]string{"event": "authentication", "decision": "deny",
+		"principal": principalA, "client_id": principalB + "/sensor"}, 1, 5*time.Second); n != 1 {
 		t.Errorf("%d audit lines naming %s for the refused client id, want 1:\n%s", n, principalA, s.px.Logs.String())
 	}
 }

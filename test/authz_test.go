@@ -361,7 +361,7 @@ func TestMaxConnections(t *testing.T) {
 	if n := s.px.Server.ConnectionCount(); n != 2 {
 		t.Errorf("ConnectionCount() = %d after the refusals, want 2", n)
 	}
-	if n := counterValue(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "server_busy"); n != 5 {
+	if n := waitCounter(t, s.px.Registry, "mqtt_authproxy_connects_total", "result", "server_busy", 5); n != 5 {
 		t.Errorf(`connects_total{result="server_busy"} = %v, want 5`, n)
 	}
 	// A storm of refusals is one log line a second, not one per socket
@@ -741,6 +741,20 @@ mqtt_authproxy_denials_total{action="subscribe"} %d
 `, publish, receive, subscribe)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mqtt_authproxy_denials_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// waitCounter is counterValue polled until it reaches want or 5 s pass: a
+// refused CONNECT is counted after its CONNACK has left.
+func waitCounter(t *testing.T, reg prometheus.Gatherer, name, label, value string, want float64) float64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := counterValue(t, reg, name, label, value)
+		if got >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

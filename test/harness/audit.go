@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"strings"
+	"time"
 )
 
 // AuditLines returns the audit lines (JSON with "log":"audit") among the
@@ -35,4 +36,19 @@ func CountAudit(logs string, want map[string]string) int {
 		}
 	}
 	return n
+}
+
+// WaitCountAudit is CountAudit on logs, polled until at least n lines match
+// or timeout passes: a line the proxy writes after its answer to the client
+// (a refused CONNECT's, say) may not be there yet when the client has read
+// that answer.
+func WaitCountAudit(logs interface{ String() string }, want map[string]string, n int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := CountAudit(logs.String(), want)
+		if got >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
