@@ -114,9 +114,10 @@ type conn struct {
 	// Owned by the client pump.
 	// readAt is when the client pump (or the loop) began the read that
 	// the packet it handles came in, and upWrittenAt no later than the
-	// last packet it sent the broker: the keep-alive owed upstream when
-	// the proxy answers the client itself (keepUpstreamAlive).
-	readAt, upWrittenAt time.Time
+	// last packet it sent the broker, both monoNanos: the keep-alive owed
+	// upstream when the proxy answers the client itself
+	// (keepUpstreamAlive). Integers: toUpstream copies one per packet.
+	readAt, upWrittenAt int64
 	aliases             map[uint16]string // the client's topic aliases
 	aliasBytes          int               // what aliases holds (aliasCost)
 	scratch             []byte
@@ -140,7 +141,7 @@ type conn struct {
 	pingsOwed atomic.Int32
 
 	mu               sync.Mutex
-	subs             map[string]uint32            // live subscription filters (SPEC 3.6) → the pendingSubscribe.seq deciding them, 0 once settled
+	subs             map[string]subState          // live subscription filters (SPEC 3.6)
 	subsBytes        int                          // what subs holds (subscriptionCost)
 	subSeq           uint32                       // the last pendingSubscribe.seq
 	pendingSubs      map[uint16]*pendingSubscribe // forwarded SUBSCRIBEs awaiting SUBACK
@@ -522,7 +523,7 @@ func (c *conn) refreshKeepAlive() {
 		return
 	}
 	now := time.Now()
-	c.readAt = now
+	c.readAt = int64(now.Sub(clockBase))
 	if c.kaTimer != nil {
 		c.kaWaitSince.Store(now.UnixNano())
 		return
@@ -534,6 +535,12 @@ func (c *conn) refreshKeepAlive() {
 	_ = c.nc.SetReadDeadline(now.Add(c.keepAlive * 3 / 2))
 }
 
+// clockBase is the origin of monoNanos.
+var clockBase = time.Now()
+
+// monoNanos is the monotonic clock in nanoseconds since clockBase.
+func monoNanos() int64 { return int64(time.Since(clockBase)) }
+
 // watchKeepAlive enforces the client's keep-alive with a timer instead of
 // read deadlines, on a connection where a read deadline that expires
 // closes the connection (WebSocket): the client must get its DISCONNECT
@@ -542,6 +549,9 @@ func (c *conn) refreshKeepAlive() {
 func (c *conn) watchKeepAlive() {
 	limit := c.keepAlive * 3 / 2
 	c.kaTimer = time.AfterFunc(math.MaxInt64, func() {
+		if c.state.Load() == stateEnding {
+			return // a Reset racing relay's Stop would otherwise re-arm it for good
+		}
 		since := c.kaWaitSince.Load()
 		if since == 0 { // handling a packet, or held up by the broker: not silent
 			c.kaTimer.Reset(limit)

@@ -538,7 +538,7 @@ func (lc *loopConn) service() {
 	for {
 		if lc.clientReady && lc.open(c.uw, c.cw) {
 			lc.lastRead = time.Now()
-			c.readAt = lc.lastRead
+			c.readAt = int64(lc.lastRead.Sub(clockBase))
 			if e := lc.drain(c.cr, &lc.clientReady, &clientBudget, c.clientFrame, clientReadEnding, c.uw, c.cw); e != nil {
 				lc.end(*e)
 				return

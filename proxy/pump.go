@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 
@@ -108,8 +107,8 @@ func (c *conn) keepUpstreamAlive() *ending {
 	if c.keepAlive == 0 {
 		return nil
 	}
-	now := time.Now()
-	if now.Sub(c.upWrittenAt) < c.keepAlive/4 {
+	now := monoNanos()
+	if now-c.upWrittenAt < int64(c.keepAlive/4) {
 		return nil
 	}
 	c.pingsOwed.Add(1)

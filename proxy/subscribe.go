@@ -40,6 +40,15 @@ const maxPendingSubscribeBytes = 1 << 20
 // 9,000 subscriptions of 50-byte filters fit.
 const maxSubscriptionBytes = 1 << 20
 
+// subState is what a connection knows of one of its subscriptions: seq is
+// the pendingSubscribe.seq of the SUBSCRIBE whose SUBACK decides whether it
+// is held (0 once settled: held), granted whether an earlier SUBACK has
+// granted it already.
+type subState struct {
+	seq     uint32
+	granted bool
+}
+
 // subscriptionCost is what a live filter counts against
 // maxSubscriptionBytes: its bytes and about what a map entry costs.
 func subscriptionCost(filter string) int { return len(filter) + 64 }
@@ -92,7 +101,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	reason := strings.Join(parts, "; ")
 	c.mu.Lock()
 	if c.subs == nil {
-		c.subs = make(map[string]uint32)
+		c.subs = make(map[string]subState)
 	}
 	c.subSeq++
 	if c.subSeq == 0 { // 0 marks a settled filter
@@ -102,17 +111,19 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	live, overQuota := allowed[:0], 0
 	for _, i := range allowed {
 		filter := sub.Subscriptions[i].Topic
-		if owner, ok := c.subs[filter]; ok {
+		if st, ok := c.subs[filter]; ok {
 			live = append(live, i)
-			if owner == 0 {
+			if st.seq == 0 {
 				// Settled: a refusal of this SUBSCRIBE may leave the
 				// broker's subscription in place, so it stays watched.
 				p.added = append(p.added, "")
 				continue
 			}
 			// Still pending from an earlier SUBSCRIBE (perhaps one the
-			// client has since unsubscribed): the newest one decides.
-			c.subs[filter] = p.seq
+			// client has since unsubscribed): the newest one decides,
+			// unless an earlier one is granted (upstreamSuback).
+			st.seq = p.seq
+			c.subs[filter] = st
 			p.added = append(p.added, filter)
 			continue
 		}
@@ -124,7 +135,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 			c.auditEvent("denial", "subscribe", filter, "deny", "quota_exceeded", "")
 			continue
 		}
-		c.subs[filter] = p.seq
+		c.subs[filter] = subState{seq: p.seq}
 		c.subsBytes += subscriptionCost(filter)
 		live = append(live, i)
 		p.added = append(p.added, filter)
@@ -197,13 +208,22 @@ func (c *conn) upstreamSuback(f packetcodec.Frame) *ending {
 	}
 	if p != nil {
 		for j, code := range ack.Reasons {
-			if j >= len(p.added) || p.added[j] == "" || c.subs[p.added[j]] != p.seq {
+			if j >= len(p.added) || p.added[j] == "" {
 				continue
 			}
-			if code >= 0x80 {
-				c.dropSubscription(p.added[j])
-			} else {
-				c.subs[p.added[j]] = 0
+			filter := p.added[j]
+			st, ok := c.subs[filter]
+			switch {
+			case !ok: // unsubscribed meanwhile
+			case st.seq != p.seq: // a later SUBSCRIBE of it pends and decides
+				if code < 0x80 {
+					st.granted = true // the broker holds it whatever the later answer
+					c.subs[filter] = st
+				}
+			case code < 0x80 || st.granted:
+				c.subs[filter] = subState{} // settled, watched
+			default:
+				c.dropSubscription(filter)
 			}
 		}
 	}

@@ -265,7 +265,7 @@ func (c *conn) writeUpstreamConnect(cp *packetcodec.Connect, id *authz.Identity,
 	if err != nil {
 		return err
 	}
-	c.upWrittenAt = time.Now() // the broker's keep-alive starts here
+	c.upWrittenAt = monoNanos() // the broker's keep-alive starts here
 	return c.uw.WriteAndFlush(b)
 }
 

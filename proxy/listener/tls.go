@@ -27,6 +27,9 @@ type CertReloader struct {
 	modCert   time.Time
 	modKey    time.Time
 	lastCheck time.Time
+	// failedCert and failedKey are the modification times of a pair that
+	// did not load, not tried (nor warned about) again until one changes.
+	failedCert, failedKey time.Time
 }
 
 // ReloaderOption configures a CertReloader.
@@ -74,10 +77,12 @@ func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		r.lastCheck = now
 		ci, cerr := os.Stat(r.certFile)
 		ki, kerr := os.Stat(r.keyFile)
-		if cerr == nil && kerr == nil && (!ci.ModTime().Equal(r.modCert) || !ki.ModTime().Equal(r.modKey)) {
-			// Keep the old pair if the new one is half-written: the next
-			// check, a second on, tries again.
+		if cerr == nil && kerr == nil && (!ci.ModTime().Equal(r.modCert) || !ki.ModTime().Equal(r.modKey)) &&
+			(!ci.ModTime().Equal(r.failedCert) || !ki.ModTime().Equal(r.failedKey)) {
+			// Keep the old pair if the new one is half-written: the
+			// next change of either file tries again.
 			if err := r.load(); err != nil {
+				r.failedCert, r.failedKey = ci.ModTime(), ki.ModTime()
 				r.log.Warn("tls certificate changed but not loaded; the previous one stays in use", "cert", r.certFile, "err", err)
 			} else {
 				attrs := []any{"cert", r.certFile}

@@ -77,8 +77,13 @@ func TestCertReloader(t *testing.T) {
 	if !bytes.Equal(served(), second) {
 		t.Fatal("a broken certificate file replaced the working one")
 	}
-	if !strings.Contains(logs.String(), "level=WARN msg=\"tls certificate changed but not loaded") {
-		t.Errorf("a certificate that did not load was not logged: %q", logs.String())
+	served() // the same broken files: not warned about again
+	if n := strings.Count(logs.String(), "level=WARN msg=\"tls certificate changed but not loaded"); n != 1 {
+		t.Errorf("a certificate that did not load was warned about %d times, want once: %q", n, logs.String())
+	}
+	third := writePair(t, certFile, keyFile, "third", time.Now().Add(2*time.Minute))
+	if !bytes.Equal(served(), third) {
+		t.Fatal("a good pair after a broken one was not loaded")
 	}
 	if _, err := NewCertReloader(filepath.Join(dir, "missing.crt"), keyFile); err == nil {
 		t.Error("missing certificate accepted at start")
