@@ -81,12 +81,7 @@ func (c *conn) handshake(ctx context.Context) bool {
 // decoded, or answers as SPEC 2 says and returns nil.
 func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect {
 	s := c.srv
-	if pe := (*packetcodec.Error)(nil); errors.As(err, &pe) && pe.Code == packets.ConnackPacketTooLarge && pe.Type == packets.CONNECT {
-		// SPEC 4: over limits.maxPacketSize. A CONNECT is answered with a
-		// CONNACK (never a DISCONNECT [MQTT-3.14.0-1]) saying so, without
-		// reading it: the client learns the limit instead of a reset.
-		c.problemInfo = true
-		c.refuse(refusal{code: packets.ConnackPacketTooLarge, reason: "CONNECT too large: " + pe.Reason, label: resultTooLarge, err: err})
+	if err != nil && connectTooLarge(c, err) {
 		return nil
 	}
 	if err != nil || f.Type != packets.CONNECT {
@@ -128,6 +123,21 @@ func (c *conn) firstPacket(f packetcodec.Frame, err error) *packetcodec.Connect 
 	c.clientID = cp.ClientID // for the audit of a refusal; isolate may assign one
 	c.logChanged()
 	return cp
+}
+
+// connectTooLarge answers a first packet over limits.maxPacketSize that
+// is a CONNECT (SPEC 4) with a CONNACK (never a DISCONNECT [MQTT-3.14.0-1])
+// saying so, without reading it: the client learns the limit instead of a
+// reset. It reports whether it did. (Its own function: errors.As's target
+// escapes, and firstPacket must not allocate it per CONNECT.)
+func connectTooLarge(c *conn, err error) bool {
+	var pe *packetcodec.Error
+	if !errors.As(err, &pe) || pe.Code != packets.ConnackPacketTooLarge || pe.Type != packets.CONNECT {
+		return false
+	}
+	c.problemInfo = true
+	c.refuse(refusal{code: packets.ConnackPacketTooLarge, reason: "CONNECT too large: " + pe.Reason, label: resultTooLarge, err: err})
+	return true
 }
 
 // admit maps the client id, compiles the session of id and authorizes the
