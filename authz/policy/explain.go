@@ -127,7 +127,7 @@ func (s *Snapshot) Explain(id *authz.Identity, clientID string, action authz.Act
 		e.Principals = append(e.Principals, p.display)
 	}
 	if id != nil && id.GroupsOverage {
-		e.Notes = append(e.Notes, fmt.Sprintf("the token has a groups overage: assignments to its %d listed groups do not apply (SPEC 2.1)", len(id.Groups)))
+		e.Notes = append(e.Notes, fmt.Sprintf("the token has a groups overage: assignments to its %d listed groups do not apply (SPEC 2.1), and every deny assignment to a group (principalType Group) does", len(id.Groups)))
 	}
 	g := s.Grants(id, clientID)
 	var r *rule

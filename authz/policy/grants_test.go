@@ -225,6 +225,12 @@ func TestPrincipals(t *testing.T) {
 		{"app role not by name", &authz.Identity{AuthenticationName: "Commands.Read"}, []check{
 			{authz.Subscribe, "devices/Commands.Read/commands/+", noGrant},
 		}},
+		// A generic issuer's subject, or a groups claim, spelled like an
+		// app role principal must not take the app role's grants.
+		{"app role not by a name or group spelled approle:", &authz.Identity{AuthenticationName: "approle:Commands.Read",
+			Groups: []string{"approle:Commands.Read"}}, []check{
+			{authz.Subscribe, "devices/approle:Commands.Read/commands/+", noGrant},
+		}},
 		{"nil identity", nil, []check{
 			{authz.Subscribe, "broadcast/#", noGrant},
 		}},
@@ -253,8 +259,8 @@ roleDefinitions:
 roleAssignments:
 ` + assign("p", "Everything", ns1) + "\n" + assign("q", "Everything", ns1) + `
 denyAssignments:
-` + assign("p", RolePublisher, ns1+"/topicSpaces/broadcast") + "\n" +
-		assign(group, RoleSubscriber, ns1+"/topicSpaces/site-data") + "\n"
+` + assign("p", RolePublisher, ns1+"/topicSpaces/broadcast") + "\n    principalType: User\n" +
+		assign(group, RoleSubscriber, ns1+"/topicSpaces/site-data") + "\n    principalType: Group\n"
 	s := mustLoad(t, "p.yaml", p)
 	site := map[string][]string{"site": {"berlin"}}
 	tests := []struct {
@@ -278,8 +284,15 @@ denyAssignments:
 			{authz.Receive, "sites/paris/x", allow("all-sites", "sites/#")},
 			{authz.Publish, "sites/berlin/x", allow("site-data", tplSites)}, // the deny is on subscribe
 		}},
-		{"overage drops group deny", &authz.Identity{AuthenticationName: "q", Groups: []string{group}, GroupsOverage: true, Attributes: site}, []check{
-			{authz.Subscribe, "sites/berlin/#", allow("site-data", tplSites)},
+		// A groups overage hides whether q is in the group: its deny
+		// applies (fail closed), a user's deny does not.
+		{"overage applies group denies", &authz.Identity{AuthenticationName: "q", GroupsOverage: true, Attributes: site}, []check{
+			{authz.Subscribe, "sites/berlin/#", denied("site-data", tplSites)},
+			{authz.Subscribe, "sites/paris/#", allow("all-sites", "sites/#")},
+			{authz.Publish, "broadcast/x", allow("broadcast", "broadcast/#")},
+		}},
+		{"no overage, no groups: no group deny", &authz.Identity{AuthenticationName: "q", Attributes: site}, []check{
+			{authz.Subscribe, "sites/berlin/#", allow("site-data", tplSites)}, // compiled apart from the overage's
 		}},
 		{"unresolvable deny denies widest", &authz.Identity{AuthenticationName: "q", Groups: []string{group}}, []check{
 			{authz.Subscribe, "sites/paris/#", denied("site-data", tplSites)},

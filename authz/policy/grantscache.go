@@ -68,7 +68,7 @@ func (s *Snapshot) grantsKey(id *authz.Identity, clientID string) string {
 	}
 	str(id.AuthenticationName)
 	if id.GroupsOverage {
-		list(nil)
+		b = append(b, 0xff) // not a list length a few bytes could start with: unlike no groups
 	} else {
 		list(id.Groups)
 	}

@@ -362,6 +362,11 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 	key := principalKey(ra.principalID)
 	if deny {
 		b.snap.denyByPrincipal[key] = append(b.snap.denyByPrincipal[key], int32(len(b.snap.denies)))
+		if strings.EqualFold(ra.principalType, "Group") {
+			// A token with a groups overage does not say whether its
+			// principal is in the group: the deny applies (fail closed).
+			b.snap.denyByPrincipal[overageGroups] = append(b.snap.denyByPrincipal[overageGroups], int32(len(b.snap.denies)))
+		}
 		b.snap.denies = append(b.snap.denies, a)
 	} else {
 		b.snap.byPrincipal[key] = append(b.snap.byPrincipal[key], int32(len(b.snap.assignments)))

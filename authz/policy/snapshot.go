@@ -101,20 +101,30 @@ type principal struct {
 	key, display string
 }
 
+// overageGroups is the principal key of a token with a groups overage
+// (principals): it holds every deny assignment to a group (principalType
+// Group), and no grant. No principal id can equal it.
+const overageGroups = "\x00groups overage"
+
 // principals lists the principals of id in a fixed order: the
-// authentication name, its groups (none under a groups overage, SPEC 2.1)
-// and its app roles.
+// authentication name, its groups (none under a groups overage, SPEC 2.1,
+// which instead makes every deny assignment to a group apply) and its app
+// roles. An authentication name or group that starts with "approle:" is
+// not considered: a generic issuer's subject or a groups claim must not
+// take an app role's grants.
 func principals(id *authz.Identity) []principal {
 	if id == nil {
 		return nil
 	}
 	out := make([]principal, 0, 1+len(id.Groups)+len(id.AppRoles))
-	if id.AuthenticationName != "" {
+	if id.AuthenticationName != "" && !strings.HasPrefix(id.AuthenticationName, appRolePrefix) {
 		out = append(out, principal{principalKey(id.AuthenticationName), id.AuthenticationName})
 	}
-	if !id.GroupsOverage {
+	if id.GroupsOverage {
+		out = append(out, principal{overageGroups, "every group with a deny assignment (groups overage)"})
+	} else {
 		for _, g := range id.Groups {
-			if g != "" {
+			if g != "" && !strings.HasPrefix(g, appRolePrefix) {
 				out = append(out, principal{principalKey(g), "group " + g})
 			}
 		}
