@@ -144,6 +144,12 @@ func (c *Config) Validate() error {
 			add(d.key, "must be positive, got %s", d.v)
 		}
 	}
+	if c.MaxStale > 0 && c.RefreshInterval > 0 && c.MaxStale <= c.RefreshInterval {
+		// Keys are refetched at most every refreshInterval while the
+		// IdP is up: a shorter maxStale expires a healthy key set
+		// between two fetches, refusing CONNECTs and /readyz.
+		add("maxStale", "must be longer than auth.refreshInterval (%s), got %s", c.RefreshInterval, c.MaxStale)
+	}
 
 	// Every issuer string a token may carry must name one issuer only.
 	seen := map[string]string{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -66,7 +67,9 @@ func runCanI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return 2
 		}
-		if id, err = identityFromToken(ctx, cfg.Auth, raw); err != nil {
+		vctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if id, err = identityFromToken(vctx, cfg.Auth, cfg.Limits.MaxAuthDataSize, raw, stderr); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 2
 		}
@@ -100,24 +103,45 @@ func parseAction(s string) (authz.Action, bool) {
 
 // identityFromToken verifies tok against the configured issuers exactly as
 // serve would, so can-i never trusts claims the proxy would refuse.
-func identityFromToken(ctx context.Context, cfg token.Config, tok string) (*authz.Identity, error) {
-	v, err := token.NewVerifier(cfg, token.Options{})
+// The token is tried with each method an issuer accepts (OAUTH2-JWT
+// first): its issuer decides which one a client would have to use.
+func identityFromToken(ctx context.Context, cfg token.Config, maxSize int, tok string, stderr io.Writer) (*authz.Identity, error) {
+	v, err := startVerifier(ctx, cfg, maxSize, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("token verifier: %w", err)
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	go func() { _ = v.Run(ctx) }()
-	if err := v.WaitReady(ctx); err != nil {
-		return nil, fmt.Errorf("fetch signing keys: %w", err)
+	var id *authz.Identity
+	for _, method := range []string{token.MethodOAuth2JWT, token.MethodCustomJWT} {
+		if !v.SupportsMethod(method) {
+			continue
+		}
+		if id, err = v.Verify(ctx, method, []byte(strings.TrimSpace(tok))); !errors.Is(err, token.ErrMethod) {
+			break
+		}
 	}
-	method := token.MethodOAuth2JWT
-	if !v.SupportsMethod(method) {
-		method = token.MethodCustomJWT
-	}
-	id, err := v.Verify(ctx, method, []byte(strings.TrimSpace(tok)))
 	if err != nil {
 		return nil, fmt.Errorf("token refused: %s", token.Reason(err))
 	}
 	return id, nil
+}
+
+// keyWait bounds how long can-i and token wait for the issuers' keys.
+var keyWait = 15 * time.Second
+
+// startVerifier runs a verifier for cfg until ctx ends and waits, at most
+// keyWait, for the issuers' keys. An issuer whose keys cannot be had is
+// reported on stderr, not fatal: the token may well be another issuer's,
+// and Verify says so if it is not.
+func startVerifier(ctx context.Context, cfg token.Config, maxSize int, stderr io.Writer) (*token.Verifier, error) {
+	v, err := token.NewVerifier(cfg, token.Options{MaxTokenSize: maxSize})
+	if err != nil {
+		return nil, fmt.Errorf("token verifier: %w", err)
+	}
+	go func() { _ = v.Run(ctx) }()
+	wctx, cancel := context.WithTimeout(ctx, keyWait)
+	defer cancel()
+	if err := v.WaitReady(wctx); err != nil {
+		fmt.Fprintln(stderr, "warning: not every issuer's signing keys could be fetched:", err)
+	}
+	return v, nil
 }

@@ -88,6 +88,48 @@ func TestCanIWithToken(t *testing.T) {
 	}
 }
 
+// can-i --token takes a CUSTOM-JWT issuer's token as serve does (it tried
+// OAUTH2-JWT only), and answers for it although another configured issuer
+// is unreachable (it gave up, waiting for every issuer's keys).
+func TestCanIWithCustomJWTAndAnUnreachableIssuer(t *testing.T) {
+	idp, err := tokentest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	keyWait = 500 * time.Millisecond
+	t.Cleanup(func() { keyWait = 15 * time.Second })
+	dir, _ := validConfig(t)
+	policy := writeFile(t, dir, "custom-policy.yaml", `topicSpaces:
+  - name: telemetry
+    topicTemplates: ["devices/${client.authenticationName}/#"]
+roleAssignments:
+  - principalId: device-7
+    roleDefinitionName: EventGrid TopicSpaces Publisher
+    scope: `+testNamespace+`
+`)
+	path := writeFile(t, dir, "custom.yaml", `upstream: {address: "127.0.0.1:1884"}
+auth:
+  entra: {tenants: ["11111111-2222-3333-4444-555555555555"], authority: "http://127.0.0.1:1"}
+  issuers:
+    - {issuer: "`+idp.URL()+`", discovery: true, audiences: ["mqtt://custom"], method: CUSTOM-JWT}
+policy:
+  namespace: `+testNamespace+`
+  files: ["`+policy+`"]
+`)
+	tok, err := idp.Mint(map[string]any{"iss": idp.URL(), "sub": "device-7", "aud": "mqtt://custom", "exp": time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"can-i", "--config", path, "--token", tok, "publish", "devices/device-7/x"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "warning: not every issuer's signing keys could be fetched") {
+		t.Errorf("the unreachable issuer is not reported: %q", errb.String())
+	}
+}
+
 // withStdin makes os.Stdin read s until the test ends.
 func withStdin(t *testing.T, s string) {
 	t.Helper()
@@ -132,5 +174,10 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if strings.Contains(out.String()+errb.String(), bad[:30]) {
 		t.Error("the token is echoed")
+	}
+	// SPEC 2: a method no issuer accepts is refused before the token.
+	out.Reset()
+	if code := run(context.Background(), append(base, "--method", "SCRAM-SHA-1", good), &out, &errb); code != 1 || !strings.Contains(out.String(), "CONNACK 0x8C") {
+		t.Errorf("unsupported method: exit %d, output %q, want 1 and CONNACK 0x8C", code, out.String())
 	}
 }

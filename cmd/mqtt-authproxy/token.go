@@ -47,17 +47,17 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	v, err := token.NewVerifier(cfg.Auth, token.Options{MaxTokenSize: cfg.Limits.MaxAuthDataSize})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	v, err := startVerifier(ctx, cfg.Auth, cfg.Limits.MaxAuthDataSize, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	go func() { _ = v.Run(ctx) }()
-	if err := v.WaitReady(ctx); err != nil {
-		fmt.Fprintln(stderr, "fetch signing keys:", err)
-		return 2
+	if !v.SupportsMethod(*method) {
+		// serve refuses it before looking at the token (SPEC 2).
+		fmt.Fprintf(stdout, "refused: authentication method %q is not accepted by any issuer (a client gets CONNACK 0x8C)\n", *method)
+		return 1
 	}
 	id, err := v.Verify(ctx, *method, []byte(strings.TrimSpace(raw)))
 	if err != nil {
@@ -71,7 +71,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "  expires:             %s (in %s)\n", id.ExpiresAt.UTC().Format(time.RFC3339), time.Until(id.ExpiresAt).Round(time.Second))
 	fmt.Fprintf(stdout, "  groups:              %s\n", listOrNone(id.Groups))
 	if id.GroupsOverage {
-		fmt.Fprintln(stdout, "  note:                groups overage: group assignments do not apply")
+		fmt.Fprintln(stdout, "  note:                groups overage: group assignments do not apply, deny assignments to groups do")
 	}
 	fmt.Fprintf(stdout, "  app roles:           %s\n", listOrNone(id.AppRoles))
 	keys := make([]string, 0, len(id.Attributes))
