@@ -65,6 +65,9 @@ type rawRoleDefinition struct {
 	perms    []permission // patterns as written
 	entry    string
 	az       bool
+	// conditional counts the permissions left out for their ABAC
+	// condition (az exports).
+	conditional int
 }
 
 // rawAssignment is a role or deny assignment before validation.
@@ -141,6 +144,7 @@ type azRoleDefinition struct {
 	Permissions []struct {
 		DataActions    []string `json:"dataActions"`
 		NotDataActions []string `json:"notDataActions"`
+		Condition      *string  `json:"condition"`
 	} `json:"permissions"`
 }
 
@@ -346,6 +350,12 @@ func (pf *parsedFile) setExport(elems []json.RawMessage) []error {
 			rd := rawRoleDefinition{name: ar.RoleName, id: ar.Name, az: true,
 				entry: entryName("", i, "role definition", ar.RoleName)}
 			for _, p := range ar.Permissions {
+				if p.Condition != nil && *p.Condition != "" {
+					// An ABAC condition the proxy cannot evaluate: as
+					// for a conditional assignment, it grants nothing.
+					rd.conditional++
+					continue
+				}
 				rd.perms = append(rd.perms, permission{dataActions: p.DataActions, notDataActions: p.NotDataActions})
 			}
 			pf.roles = append(pf.roles, rd)

@@ -240,6 +240,9 @@ func (b *builder) addRoles(pf *parsedFile) {
 		if id != "" && b.roleByID[id] != nil {
 			bad("id", fmt.Errorf("role id %s is already used by role %q", id, b.roleByID[id].name))
 		}
+		if rd.conditional > 0 {
+			b.warn("%s: %s: %d permissions with ABAC conditions (not evaluated) grant nothing", pf.name, rd.entry, rd.conditional)
+		}
 		perms := make([]permission, 0, len(rd.perms))
 		for pi, p := range rd.perms {
 			lower := func(field string, in []string) []string {
@@ -279,7 +282,7 @@ func (b *builder) addRoles(pf *parsedFile) {
 
 // ignored counts az export entries that grant nothing, by cause.
 type ignored struct {
-	unknownRole, condition, badScope int
+	unknownRole, condition, badScope, managementGroup int
 }
 
 func (b *builder) addAssignments(pf *parsedFile) {
@@ -290,9 +293,9 @@ func (b *builder) addAssignments(pf *parsedFile) {
 	for _, ra := range pf.denies {
 		b.addAssignment(pf, ra, true, &ign)
 	}
-	if n := ign.unknownRole + ign.condition + ign.badScope; n > 0 {
-		b.warn("%s: %d role assignments ignored: %d name roles defined in no policy file, %d have ABAC conditions (not evaluated), %d have unrecognised scopes",
-			pf.name, n, ign.unknownRole, ign.condition, ign.badScope)
+	if n := ign.unknownRole + ign.condition + ign.badScope + ign.managementGroup; n > 0 {
+		b.warn("%s: %d role assignments ignored: %d name roles defined in no policy file, %d have ABAC conditions (not evaluated), %d have unrecognised scopes, %d are at management-group scope (not resolvable to subscriptions; repeat them at the subscription)",
+			pf.name, n, ign.unknownRole, ign.condition, ign.badScope, ign.managementGroup)
 	}
 }
 
@@ -353,6 +356,12 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 			a.outside = fmt.Sprintf("its scope names topic space %q, which no policy file defines", sc.space)
 			b.warn("%s: %s: scope names topic space %q, which no policy file defines; it grants nothing", pf.name, ra.entry, sc.space)
 		}
+	case isManagementGroup(sc):
+		// Azure applies it to every subscription under the group, which
+		// the policy does not say: granting nothing is the safe reading
+		// of an allow, and a deny there is not applied either.
+		a.outside = fmt.Sprintf("its scope is a management group (%s): the proxy cannot tell which subscriptions it holds; assign at the subscription instead", ra.scope)
+		ign.managementGroup++
 	default:
 		a.outside = fmt.Sprintf("its scope does not contain namespace %s", b.snap.namespace)
 		if !ra.az {

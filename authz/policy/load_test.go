@@ -30,7 +30,7 @@ func TestLoadAzExports(t *testing.T) {
 	}
 	wantWarnings := []string{
 		"testdata/az/topic-spaces.json: 1 topic spaces of other namespaces ignored",
-		"testdata/az/role-assignments.json: 3 role assignments ignored: 2 name roles defined in no policy file, 1 have ABAC conditions (not evaluated), 0 have unrecognised scopes",
+		"testdata/az/role-assignments.json: 4 role assignments ignored: 2 name roles defined in no policy file, 1 have ABAC conditions (not evaluated), 0 have unrecognised scopes, 1 are at management-group scope (not resolvable to subscriptions; repeat them at the subscription)",
 	}
 	if got := s.Warnings(); !slices.Equal(got, wantWarnings) {
 		t.Errorf("warnings:\ngot  %q\nwant %q", got, wantWarnings)
@@ -193,5 +193,23 @@ func TestTemplateLimit(t *testing.T) {
 	cfg.MaxTemplatesPerTopicSpace = 3
 	if _, err := build(cfg, []fileData{{name: "p.yaml", data: []byte(p)}}); err != nil {
 		t.Errorf("at the limit: got %v", err)
+	}
+}
+
+// An `az role definition list` element whose permission carries an ABAC
+// condition grants nothing through that permission (the proxy cannot
+// evaluate it, as for a conditional assignment), and says so.
+func TestAzRoleDefinitionWithCondition(t *testing.T) {
+	roles := `[{"roleName": "Conditional Publisher", "name": "7d6b2f0e-1111-4222-8333-944444444444", "roleType": "CustomRole",
+  "permissions": [{"actions": [], "notActions": [], "dataActions": ["Microsoft.EventGrid/topicSpaces/publish/action"], "notDataActions": [],
+    "condition": "@Resource[Microsoft.EventGrid/topicSpaces:name] StringEquals 'telemetry'", "conditionVersion": "2.0"}]},
+ {"roleName": "Plain Publisher", "name": "7d6b2f0e-1111-4222-8333-955555555555", "roleType": "CustomRole",
+  "permissions": [{"dataActions": ["Microsoft.EventGrid/topicSpaces/publish/action"], "notDataActions": [], "condition": null}]}]`
+	s := mustLoad(t, "roles.json", roles, "p.yaml", policyWith("roleAssignments:",
+		assign("c", "Conditional Publisher", ns1), assign("p", "Plain Publisher", ns1)))
+	runChecks(t, s, &authz.Identity{AuthenticationName: "c"}, "x", []check{{authz.Publish, "broadcast/x", noGrant}})
+	runChecks(t, s, &authz.Identity{AuthenticationName: "p"}, "x", []check{{authz.Publish, "broadcast/x", allow("broadcast", tplBroadcast)}})
+	if w := strings.Join(s.Warnings(), "\n"); !strings.Contains(w, "1 permissions with ABAC conditions (not evaluated) grant nothing") {
+		t.Errorf("warnings %q, want one for the conditional permission", w)
 	}
 }

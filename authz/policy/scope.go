@@ -99,6 +99,14 @@ func parseScope(s string) (scope, error) {
 	return sc, nil
 }
 
+// isManagementGroup reports whether sc is a management group's scope
+// (/providers/Microsoft.Management/managementGroups/{mg}).
+func isManagementGroup(sc scope) bool {
+	seg := strings.Split(strings.Trim(sc.raw, "/"), "/")
+	return sc.kind == scopeOther && len(seg) == 4 && strings.EqualFold(seg[0], "providers") &&
+		strings.EqualFold(seg[1], "Microsoft.Management") && strings.EqualFold(seg[2], "managementGroups")
+}
+
 // containsNamespace reports whether sc contains the whole namespace ns (a
 // scopeNamespace).
 func (sc scope) containsNamespace(ns scope) bool {
