@@ -227,11 +227,16 @@ func (s *Snapshot) whyNot(ps []principal, vars topic.Vars, action authz.Action, 
 		reasons = append(reasons, fmt.Sprintf(format, args...))
 	}
 	idx := s.assignmentsOf(ps, false)
+	var dropped []string
+	for _, p := range ps {
+		dropped = append(dropped, s.dropped[p.key]...)
+	}
 	if len(ps) == 0 {
 		add("the identity has no principal (no authentication name, group or app role)")
-	} else if len(idx) == 0 {
+	} else if len(idx) == 0 && len(dropped) == 0 {
 		add("no role assignment names any of the principals considered")
 	}
+	reasons = append(reasons, dropped...)
 	granted := make([]bool, len(s.spaces))
 	explained := make([]bool, len(s.spaces))
 	for _, i := range idx {

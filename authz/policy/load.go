@@ -99,6 +99,7 @@ func build(cfg Config, files []fileData) (*Snapshot, error) {
 			ns:              ns,
 			byPrincipal:     map[string][]int32{},
 			denyByPrincipal: map[string][]int32{},
+			dropped:         map[string][]string{},
 		},
 		spaceByName: map[string]int32{},
 		spaceWhere:  map[string]string{},
@@ -315,6 +316,7 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 	switch {
 	case err != nil && ra.az:
 		ign.unknownRole++
+		b.drop(pf, ra, deny, "%v, so it grants nothing", err.err)
 		return
 	case err != nil:
 		bad(err.field, err.err)
@@ -333,6 +335,7 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 	}
 	if ra.condition != "" {
 		ign.condition++
+		b.drop(pf, ra, deny, "has an ABAC condition, which the proxy does not evaluate, so it grants nothing")
 		return
 	}
 	if !ok {
@@ -381,6 +384,18 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 		b.snap.byPrincipal[key] = append(b.snap.byPrincipal[key], int32(len(b.snap.assignments)))
 		b.snap.assignments = append(b.snap.assignments, a)
 	}
+}
+
+// drop records why an az export's assignment was left out, for can-i
+// (Snapshot.dropped).
+// A deny left out explains no refusal, so only role assignments are kept.
+func (b *builder) drop(pf *parsedFile, ra rawAssignment, deny bool, format string, args ...any) {
+	if deny {
+		return
+	}
+	key := principalKey(ra.principalID)
+	b.snap.dropped[key] = append(b.snap.dropped[key], fmt.Sprintf("role assignment %s in %s (principal %q, scope %s) %s",
+		ra.entry, pf.name, ra.principalID, ra.scope, fmt.Sprintf(format, args...)))
 }
 
 // allSpaces returns the indexes of every topic space, shared by all the

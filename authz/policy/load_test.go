@@ -213,3 +213,26 @@ func TestAzRoleDefinitionWithCondition(t *testing.T) {
 		t.Errorf("warnings %q, want one for the conditional permission", w)
 	}
 }
+
+// can-i names the az export entries that would have granted the principal
+// but were left out at load (an ABAC condition, a role no file defines),
+// instead of saying no assignment names it.
+func TestExplainNamesDroppedAzAssignments(t *testing.T) {
+	const p = "6f1d2b9e-0000-4000-8000-000000000003"
+	ns := "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg1/providers/Microsoft.EventGrid/namespaces/ns1"
+	assignments := `[{"principalId": "` + p + `", "principalType": "ServicePrincipal", "roleDefinitionName": "EventGrid TopicSpaces Publisher",
+   "roleDefinitionId": "/subscriptions/00000000-0000-0000-0000-000000000001/providers/Microsoft.Authorization/roleDefinitions/a12b0b94-b317-4dcd-84a8-502ce99884c6",
+   "scope": "` + ns + `", "condition": "@Resource[Microsoft.EventGrid/topicSpaces:name] StringEquals 'x'", "conditionVersion": "2.0"},
+  {"principalId": "` + p + `", "principalType": "ServicePrincipal", "roleDefinitionName": "MQTT Device", "scope": "` + ns + `", "condition": null}]`
+	s := mustLoad(t, "ra.json", assignments, "p.yaml", spacesYAML)
+	e := s.Explain(&authz.Identity{AuthenticationName: p}, "c", authz.Publish, "broadcast/x")
+	why := strings.Join(e.Reasons, "\n")
+	for _, want := range []string{"ABAC condition", `"MQTT Device"`} {
+		if !strings.Contains(why, want) {
+			t.Errorf("reasons do not mention %s:\n%s", want, why)
+		}
+	}
+	if strings.Contains(why, "no role assignment names") {
+		t.Errorf("reasons say no assignment names the principal:\n%s", why)
+	}
+}

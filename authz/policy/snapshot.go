@@ -27,6 +27,9 @@ type Snapshot struct {
 	// are only looked up, never ranged over.
 	byPrincipal     map[string][]int32
 	denyByPrincipal map[string][]int32
+	// dropped says, by principal key, why az export entries naming it
+	// were left out at load (a condition, an undefined role), for can-i.
+	dropped map[string][]string
 	warnings        []string
 
 	// What the templates refer to besides the authentication name, so
