@@ -124,6 +124,9 @@ func (s *Snapshot) Explain(id *authz.Identity, clientID string, action authz.Act
 	e := Explanation{Action: action, Topic: topicOrFilter}
 	ps := principals(id)
 	for _, p := range ps {
+		if p.key == overageGroups && len(s.denyByPrincipal[overageGroups]) == 0 {
+			continue // nothing to show: no deny assignment to a group
+		}
 		e.Principals = append(e.Principals, p.display)
 	}
 	if id != nil && id.GroupsOverage {

@@ -450,3 +450,48 @@ func TestGrantsDoNotAllocate(t *testing.T) {
 		t.Errorf("got %v allocations per run, want 0", n)
 	}
 }
+
+// The grants cache key of an identity with a groups overage differs from
+// every identity's without one: an overage token must not get the grants
+// compiled for another (it gets group denies the other does not). The two
+// cases are the keys' known pitfalls: no groups at all, and 255 groups
+// whose count's varint begins with the byte an overage was once tagged with
+// (the reviewer's construction: one app role and three attributes of 85
+// empty values encode like these groups).
+func TestGrantsKeyOverage(t *testing.T) {
+	s := mustLoad(t, "p.yaml", "topicSpaces:\n  - name: b\n    topicTemplates: [\"broadcast/#\"]\n")
+	s.attrKeys = []string{"a", "b", "c"}
+	empty85 := make([]string, 85)
+	overage := &authz.Identity{AuthenticationName: "p", GroupsOverage: true, AppRoles: []string{""},
+		Attributes: map[string][]string{"a": empty85, "b": empty85, "c": empty85}}
+	var crafted []string
+	crafted = append(crafted, "")
+	for _, n := range []int{85, 85, 81} {
+		crafted = append(crafted, "U")
+		crafted = append(crafted, make([]string, n)...)
+	}
+	if len(crafted) != 255 {
+		t.Fatalf("%d crafted groups, want 255", len(crafted))
+	}
+	for _, o := range []*authz.Identity{
+		{AuthenticationName: "p", AppRoles: overage.AppRoles, Attributes: overage.Attributes}, // the same, no overage
+		{AuthenticationName: "p", Groups: crafted},
+	} {
+		if s.grantsKey(overage, "c") == s.grantsKey(o, "c") {
+			t.Errorf("the overage identity shares its grants key with one of %d groups, no overage", len(o.Groups))
+		}
+	}
+}
+
+// A principal id the loader takes for what it is not is refused: one
+// holding a control character (it could name the groups overage's
+// pseudo-principal) and an app role not spelled approle: in lower case
+// (a generic issuer's subject could match it).
+func TestPrincipalIDsRefused(t *testing.T) {
+	for _, id := range []string{"\x00groups overage", "AppRole:Commands.Read"} {
+		_, err := loadString(t, "p.yaml", policyWith("roleAssignments:", assign(id, RolePublisher, ns1)))
+		if err == nil || !strings.Contains(err.Error(), "principalId") {
+			t.Errorf("principalId %q: err %v, want it refused", id, err)
+		}
+	}
+}

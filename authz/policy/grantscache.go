@@ -67,9 +67,10 @@ func (s *Snapshot) grantsKey(id *authz.Identity, clientID string) string {
 		}
 	}
 	str(id.AuthenticationName)
-	if id.GroupsOverage {
-		b = append(b, 0xff) // not a list length a few bytes could start with: unlike no groups
+	if id.GroupsOverage { // a tag first: an overage is neither no groups nor any list
+		b = append(b, 1)
 	} else {
+		b = append(b, 0)
 		list(id.Groups)
 	}
 	list(id.AppRoles)

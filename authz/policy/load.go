@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"unicode"
 
+	"github.com/mqtt-authproxy/mqtt-authproxy/authz"
 	"github.com/mqtt-authproxy/mqtt-authproxy/authz/topic"
 )
 
@@ -311,6 +313,13 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 		bad("principalId", errors.New("required"))
 	case strings.TrimSpace(ra.principalID) != ra.principalID:
 		bad("principalId", fmt.Errorf("%q has surrounding white space", ra.principalID))
+	case strings.ContainsFunc(ra.principalID, unicode.IsControl):
+		bad("principalId", fmt.Errorf("%q holds a control character", ra.principalID))
+	case looksLikeAppRole(ra.principalID) && !strings.HasPrefix(ra.principalID, appRolePrefix):
+		bad("principalId", fmt.Errorf("%q: an app role is written %s<role> in lower case", ra.principalID, appRolePrefix))
+	}
+	if deny && ra.principalType == "" && authz.IsGUID(ra.principalID) {
+		b.warn("%s: %s: deny assignment without principalType: if %s is a group, set principalType: Group, or the deny does not apply to tokens with a groups overage", pf.name, ra.entry, ra.principalID)
 	}
 	r, err := b.resolveRole(ra)
 	switch {
@@ -361,8 +370,9 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 		}
 	case isManagementGroup(sc):
 		// Azure applies it to every subscription under the group, which
-		// the policy does not say: granting nothing is the safe reading
-		// of an allow, and a deny there is not applied either.
+		// the policy does not say: granting nothing is the safe reading.
+		// (Only az exports get here: native files refuse such scopes,
+		// and az exports hold no deny assignments.)
 		a.outside = fmt.Sprintf("its scope is a management group (%s): the proxy cannot tell which subscriptions it holds; assign at the subscription instead", ra.scope)
 		ign.managementGroup++
 	default:
@@ -374,7 +384,7 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 	key := principalKey(ra.principalID)
 	if deny {
 		b.snap.denyByPrincipal[key] = append(b.snap.denyByPrincipal[key], int32(len(b.snap.denies)))
-		if strings.EqualFold(ra.principalType, "Group") {
+		if isGroupType(ra.principalType) {
 			// A token with a groups overage does not say whether its
 			// principal is in the group: the deny applies (fail closed).
 			b.snap.denyByPrincipal[overageGroups] = append(b.snap.denyByPrincipal[overageGroups], int32(len(b.snap.denies)))
@@ -384,6 +394,11 @@ func (b *builder) addAssignment(pf *parsedFile, ra rawAssignment, deny bool, ign
 		b.snap.byPrincipal[key] = append(b.snap.byPrincipal[key], int32(len(b.snap.assignments)))
 		b.snap.assignments = append(b.snap.assignments, a)
 	}
+}
+
+// isGroupType reports whether an assignment's principalType names a group.
+func isGroupType(t string) bool {
+	return strings.EqualFold(t, "Group") || strings.EqualFold(t, "ForeignGroup")
 }
 
 // drop records why an az export's assignment was left out, for can-i

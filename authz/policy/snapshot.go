@@ -29,8 +29,8 @@ type Snapshot struct {
 	denyByPrincipal map[string][]int32
 	// dropped says, by principal key, why az export entries naming it
 	// were left out at load (a condition, an undefined role), for can-i.
-	dropped map[string][]string
-	warnings        []string
+	dropped  map[string][]string
+	warnings []string
 
 	// What the templates refer to besides the authentication name, so
 	// that connections whose grants cannot differ share one compiled copy
@@ -104,9 +104,16 @@ type principal struct {
 	key, display string
 }
 
+// looksLikeAppRole reports whether a name or group is spelled like an app
+// role principal, in any case: it is never taken for one (principals).
+func looksLikeAppRole(s string) bool {
+	return len(s) >= len(appRolePrefix) && strings.EqualFold(s[:len(appRolePrefix)], appRolePrefix)
+}
+
 // overageGroups is the principal key of a token with a groups overage
 // (principals): it holds every deny assignment to a group (principalType
-// Group), and no grant. No principal id can equal it.
+// Group or ForeignGroup), and no grant. No principal id can equal it: the
+// loader refuses control characters in principal ids.
 const overageGroups = "\x00groups overage"
 
 // principals lists the principals of id in a fixed order: the
@@ -120,14 +127,14 @@ func principals(id *authz.Identity) []principal {
 		return nil
 	}
 	out := make([]principal, 0, 1+len(id.Groups)+len(id.AppRoles))
-	if id.AuthenticationName != "" && !strings.HasPrefix(id.AuthenticationName, appRolePrefix) {
+	if id.AuthenticationName != "" && !looksLikeAppRole(id.AuthenticationName) {
 		out = append(out, principal{principalKey(id.AuthenticationName), id.AuthenticationName})
 	}
 	if id.GroupsOverage {
 		out = append(out, principal{overageGroups, "every group with a deny assignment (groups overage)"})
 	} else {
 		for _, g := range id.Groups {
-			if g != "" && !strings.HasPrefix(g, appRolePrefix) {
+			if g != "" && !looksLikeAppRole(g) {
 				out = append(out, principal{principalKey(g), "group " + g})
 			}
 		}

@@ -144,11 +144,12 @@ func (c *Config) Validate() error {
 			add(d.key, "must be positive, got %s", d.v)
 		}
 	}
-	if c.MaxStale > 0 && c.RefreshInterval > 0 && c.MaxStale <= c.RefreshInterval {
-		// Keys are refetched at most every refreshInterval while the
-		// IdP is up: a shorter maxStale expires a healthy key set
-		// between two fetches, refusing CONNECTs and /readyz.
-		add("maxStale", "must be longer than auth.refreshInterval (%s), got %s", c.RefreshInterval, c.MaxStale)
+	if gap := max(c.RefreshInterval, c.MinRefreshInterval); c.MaxStale > 0 && gap > 0 && c.MaxStale <= gap {
+		// While the IdP is up keys are refetched every refreshInterval,
+		// or minRefreshInterval when that is longer: a maxStale no
+		// longer than that expires a healthy key set between two
+		// fetches, refusing CONNECTs and /readyz.
+		add("maxStale", "must be longer than auth.refreshInterval and auth.minRefreshInterval (%s), got %s", gap, c.MaxStale)
 	}
 
 	// Every issuer string a token may carry must name one issuer only.
