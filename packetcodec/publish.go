@@ -114,20 +114,53 @@ func ParsePublish(f Frame, p *PublishView) error {
 // topic must be at most 65,535 bytes; a longer one cannot be encoded and,
 // since truncating it would forward a topic other than the one authorized
 // (STYLE §1 item 7), AppendPublishWithTopic panics; so it does if the
-// result would exceed the protocol's maximum packet size. A topic taken from
-// an earlier PUBLISH always fits; the caller checks the size first
-// (PublishWithTopicSize), as it must against the receiver's limit anyway.
+// result would exceed the protocol's maximum packet size. A caller that
+// must keep to a receiver's limit uses AppendPublishWithTopicWithin.
 func AppendPublishWithTopic(dst []byte, f Frame, p *PublishView, topic string) []byte {
+	out, size := AppendPublishWithTopicWithin(dst, f, p, topic, maxPacketBytes)
+	if size > maxPacketBytes {
+		panic("packetcodec: AppendPublishWithTopic: packet larger than the protocol maximum")
+	}
+	return out
+}
+
+// maxPacketBytes is the largest packet the protocol can encode: a 4-byte
+// Remaining Length of its maximum and the first byte.
+const maxPacketBytes = 1 + 4 + maxRemainingLength
+
+// AppendPublishWithTopicWithin is AppendPublishWithTopic for a receiver
+// whose Maximum Packet Size is max: it returns the size of the re-encoded
+// packet and appends it only if that is at most max (dst is returned
+// unchanged otherwise), laying the packet out once for both.
+func AppendPublishWithTopicWithin(dst []byte, f Frame, p *PublishView, topic string, max int) ([]byte, int) {
 	if len(topic) > 0xffff {
 		panic("packetcodec: AppendPublishWithTopic: " + ErrFieldTooLong.Error())
 	}
-	props, alias, plen, rl := publishWithTopic(f, p, topic)
-	if rl > maxRemainingLength {
-		panic("packetcodec: AppendPublishWithTopic: packet larger than the protocol maximum")
+	props := f.Raw[p.PropsStart:p.PropsEnd]
+	alias := -1 // offset of the Topic Alias property in props
+	for off := 0; off < len(props); {
+		id := props[off]
+		if id == packets.PropTopicAlias {
+			alias = off
+			break
+		}
+		off += 1 + skipProp(id, props[off+1:])
+	}
+	plen := len(props)
+	if alias >= 0 {
+		plen -= 3 // identifier and two-byte value
 	}
 	payload := f.Raw[p.PayloadStart:]
+	rl := 2 + len(topic) + vbiLen(plen) + plen + len(payload)
+	if p.QoS > 0 {
+		rl += 2
+	}
+	size := 1 + vbiLen(rl) + rl // vbiLen is 5 past the maximum, so size exceeds maxPacketBytes then
+	if size > max {
+		return dst, size
+	}
 
-	dst = slices.Grow(dst, 1+vbiLen(rl)+rl)
+	dst = slices.Grow(dst, size)
 	dst = append(dst, f.Raw[0])
 	dst = appendVBI(dst, rl)
 	dst = append(dst, byte(len(topic)>>8), byte(len(topic)))
@@ -142,38 +175,5 @@ func AppendPublishWithTopic(dst []byte, f Frame, p *PublishView, topic string) [
 	} else {
 		dst = append(dst, props...)
 	}
-	return append(dst, payload...)
-}
-
-// PublishWithTopicSize is the size in bytes of the packet
-// AppendPublishWithTopic would append, which may be more than the protocol
-// allows.
-func PublishWithTopicSize(f Frame, p *PublishView, topic string) int {
-	_, _, _, rl := publishWithTopic(f, p, topic)
-	return 1 + vbiLen(rl) + rl
-}
-
-// publishWithTopic lays out the PUBLISH of f with topic for its Topic Name
-// and no Topic Alias: its properties, the alias's offset in them (-1 for
-// none), the re-encoded properties' length and the Remaining Length.
-func publishWithTopic(f Frame, p *PublishView, topic string) (props []byte, alias, plen, rl int) {
-	props = f.Raw[p.PropsStart:p.PropsEnd]
-	alias = -1
-	for off := 0; off < len(props); {
-		id := props[off]
-		if id == packets.PropTopicAlias {
-			alias = off
-			break
-		}
-		off += 1 + skipProp(id, props[off+1:])
-	}
-	plen = len(props)
-	if alias >= 0 {
-		plen -= 3 // identifier and two-byte value
-	}
-	rl = 2 + len(topic) + vbiLen(plen) + plen + len(f.Raw) - p.PayloadStart
-	if p.QoS > 0 {
-		rl += 2
-	}
-	return props, alias, plen, rl
+	return append(dst, payload...), size
 }

@@ -124,7 +124,7 @@ type conn struct {
 	lastKADeadline      time.Time
 	// kaTimer, if set, enforces the keep-alive (watchKeepAlive); it is set
 	// before the pumps start. kaWaitSince is when the client pump began
-	// waiting for the client (Unix ns), 0 while it handles a packet.
+	// waiting for the client (its readAt), 0 while it handles a packet.
 	kaTimer     *time.Timer
 	kaWaitSince atomic.Int64
 	lastPublish decisionCache
@@ -525,7 +525,7 @@ func (c *conn) refreshKeepAlive() {
 	now := time.Now()
 	c.readAt = int64(now.Sub(clockBase))
 	if c.kaTimer != nil {
-		c.kaWaitSince.Store(now.UnixNano())
+		c.kaWaitSince.Store(c.readAt)
 		return
 	}
 	if now.Sub(c.lastKADeadline) < c.keepAlive/4 {
@@ -557,7 +557,7 @@ func (c *conn) watchKeepAlive() {
 			c.kaTimer.Reset(limit)
 			return
 		}
-		if idle := time.Since(time.Unix(0, since)); idle < limit {
+		if idle := time.Duration(monoNanos() - since); idle < limit {
 			c.kaTimer.Reset(limit - idle)
 			return
 		}

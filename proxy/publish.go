@@ -113,7 +113,8 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 		return c.denyPublish(&pv, topic, d)
 	}
 	if pv.TopicAlias != 0 {
-		if n := packetcodec.PublishWithTopicSize(f, &pv, topic); n > c.upMaxPacket {
+		out, n := packetcodec.AppendPublishWithTopicWithin(c.scratch[:0], f, &pv, topic, c.upMaxPacket)
+		if n > c.upMaxPacket {
 			// The client kept to the limit the proxy advertised; the
 			// topic in place of its alias takes the packet past the
 			// broker's, who would end the session over it. Not sent
@@ -122,7 +123,7 @@ func (c *conn) clientPublish(f packetcodec.Frame) *ending {
 			return c.answerPublish(&pv, packets.PubackImplementationSpecificError, fmt.Sprintf(
 				"with topic alias %d resolved this PUBLISH is %d bytes, over the broker's maximum packet size %d: send it with a shorter topic", pv.TopicAlias, n, c.upMaxPacket))
 		}
-		c.scratch = packetcodec.AppendPublishWithTopic(c.scratch[:0], f, &pv, topic)
+		c.scratch = out
 		e := c.toUpstream(c.scratch)
 		if cap(c.scratch) > 64*1024 {
 			c.scratch = nil // do not pin a large buffer on an idle connection

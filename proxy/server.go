@@ -218,48 +218,47 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 	}()
 }
 
-// admitConn counts c in, unless the server is closing or at
-// limits.maxConnections; the caller then closes its socket.
-// A connection over the limit is admitted all the same, marked overLimit,
-// while fewer than maxOverLimitAnswers are: its handshake reads the CONNECT
-// and answers CONNACK 0x97 Quota exceeded, which a client can tell from a
-// network failure. Closing the socket at once would leave the client
-// guessing, and answering before its CONNECT is read could reset the
-// connection and lose the CONNACK.
+// admitConn counts c in, unless the server is closing; the caller then
+// closes its socket. A connection over limits.maxConnections is admitted
+// all the same, marked overLimit, while fewer than maxOverLimitAnswers are:
+// its handshake reads the CONNECT and answers CONNACK 0x97 Quota exceeded,
+// which a client can tell from a network failure (answering before its
+// CONNECT is read could reset the connection and lose the CONNACK). Beyond
+// that it is refused too.
 func (s *Server) admitConn(c *conn) bool {
 	s.mu.Lock()
-	limit := s.cfg.Limits.MaxConnections
-	if s.closing || (limit > 0 && len(s.conns)-s.overLimit >= limit) {
-		closing := s.closing
-		refused, logNow := 0, false
-		if !closing {
-			s.busySince++
-			if now := time.Now(); now.Sub(s.busyLogged) >= time.Second {
-				refused, logNow = s.busySince, true
-				s.busyLogged, s.busySince = now, 0
-			}
+	if s.closing {
+		s.mu.Unlock()
+		s.metrics.connects.WithLabelValues(resultServerBusy).Inc()
+		return false
+	}
+	over := s.cfg.Limits.MaxConnections > 0 && len(s.conns)-s.overLimit >= s.cfg.Limits.MaxConnections
+	refused, logNow := 0, false
+	if over {
+		s.busySince++
+		if now := time.Now(); now.Sub(s.busyLogged) >= time.Second {
+			refused, logNow = s.busySince, true
+			s.busyLogged, s.busySince = now, 0
 		}
-		answer := !closing && s.overLimit < maxOverLimitAnswers
-		if answer {
+	}
+	admit := !over || s.overLimit < maxOverLimitAnswers
+	if admit {
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		if over {
 			c.overLimit = true
 			s.overLimit++
-			s.conns[c] = struct{}{}
-			s.wg.Add(1)
 		}
-		s.mu.Unlock()
-		if !answer { // counted as its refusal is sent otherwise
-			s.metrics.connects.WithLabelValues(resultServerBusy).Inc()
-		}
-		if logNow {
-			s.log.Warn("connections refused", "reason", "limits.maxConnections reached", "refused", refused,
-				"last_remote", c.nc.RemoteAddr().String())
-		}
-		return answer
 	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
 	s.mu.Unlock()
-	return true
+	if !admit { // an answered one is counted as its refusal is sent
+		s.metrics.connects.WithLabelValues(resultServerBusy).Inc()
+	}
+	if logNow {
+		s.log.Warn("connections refused", "reason", "limits.maxConnections reached", "refused", refused,
+			"last_remote", c.nc.RemoteAddr().String())
+	}
+	return admit
 }
 
 // maxOverLimitAnswers bounds the connections over limits.maxConnections

@@ -75,7 +75,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	grants := c.sess.Load().grants
 	reasons := make([]byte, len(sub.Subscriptions))
 	var allowed []int
-	var denied []string
+	denied := 0
 	var why [authz.InvalidTopic + 1][]string // denied filters by DenyReason, for the reason string
 	for i, s := range sub.Subscriptions {
 		d := grants.Subscribe(s.Topic)
@@ -84,7 +84,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 			continue
 		}
 		reasons[i] = packets.SubackNotauthorized
-		denied = append(denied, s.Topic)
+		denied++
 		if int(d.Reason) < len(why) {
 			why[d.Reason] = append(why[d.Reason], s.Topic)
 		}
@@ -129,7 +129,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 		}
 		if c.subsBytes+subscriptionCost(filter) > maxSubscriptionBytes {
 			reasons[i] = packets.SubackQuotaexceeded
-			denied = append(denied, filter)
+			denied++
 			overQuota++
 			c.srv.metrics.subscriptionsOverQuota.Inc()
 			c.auditEvent("denial", "subscribe", filter, "deny", "quota_exceeded", "")
@@ -158,7 +158,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 		return c.keepUpstreamAlive()
 	}
 	p.allowed = allowed
-	if len(denied) > 0 {
+	if denied > 0 {
 		p.reasons, p.reason = reasons, reason
 	}
 	c.mu.Lock()
@@ -173,7 +173,7 @@ func (c *conn) clientSubscribe(f packetcodec.Frame) *ending {
 	c.pendingSubs[sub.PacketID] = p
 	c.pendingSubsBytes += p.cost()
 	c.mu.Unlock()
-	if len(denied) == 0 {
+	if denied == 0 {
 		return c.toUpstream(f.Raw)
 	}
 	kept := make([]packets.SubOptions, 0, len(allowed))

@@ -37,7 +37,9 @@ func TestConfigValidate(t *testing.T) {
 		{name: "durations", mutate: func(c *token.Config) {
 			c.ClockSkew, c.RefreshInterval, c.MinRefreshInterval, c.MaxStale = -time.Second, 0, -1, 0
 		}, want: []string{"auth.clockSkew:", "auth.refreshInterval:", "auth.minRefreshInterval:", "auth.maxStale:"}},
-		{name: "maxStale not longer than refreshInterval", mutate: func(c *token.Config) { c.RefreshInterval, c.MinRefreshInterval, c.MaxStale = 3*time.Second, time.Second, time.Second },
+		{name: "maxStale not longer than refreshInterval", mutate: func(c *token.Config) {
+			c.RefreshInterval, c.MinRefreshInterval, c.MaxStale = 3*time.Second, time.Second, time.Second
+		},
 			want: []string{"auth.maxStale: must be longer than auth.refreshInterval and auth.minRefreshInterval (3s)"}},
 		{name: "maxStale not longer than minRefreshInterval", mutate: func(c *token.Config) {
 			c.RefreshInterval, c.MinRefreshInterval, c.MaxStale = time.Minute, 10*time.Minute, 5*time.Minute
